@@ -1,0 +1,139 @@
+"""The flow's parameters: one pydantic model, so the Prefect UI renders a form.
+
+Nothing secret is a parameter: region and credentials come from the standard
+AWS chain, the master password from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
+VERSION = re.compile(r"^\d+\.\d+$")
+
+
+class ValidationSettings(BaseModel):
+    """How green is checked, read-only, before anyone is asked to approve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = Field("postgres", title="Database", description="Database to validate.")
+    schemas: list[str] = Field(
+        default_factory=lambda: ["public"],
+        title="Schemas",
+        description="Schemas whose tables are compared between blue and green.",
+    )
+    tables: list[str] = Field(
+        default_factory=list,
+        title="Tables",
+        description="Tables to compare (schema.table); empty means every table of the schemas.",
+    )
+
+
+class TerraformSettings(BaseModel):
+    """Where the Terraform configuration that manages the cluster lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        False, title="Reconcile Terraform", description="Run the Terraform phase."
+    )
+    working_dir: Path | None = Field(None, title="Working directory")
+    terraform_bin: str = Field("terraform", title="terraform executable")
+    apply: bool = Field(
+        False,
+        title="Apply",
+        description="Apply the plan; off: plan only, leave the commands to run.",
+    )
+    allow_newer_cli: bool = Field(
+        False, title="Allow a newer CLI", description="Let a newer terraform rewrite the state."
+    )
+
+
+class UpgradeParameters(BaseModel):
+    """Everything one upgrade needs. Validated before any AWS call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster_identifier: str = Field(
+        ..., title="Cluster", description="DB cluster identifier of the blue cluster."
+    )
+    target_engine_version: str = Field(
+        ..., title="Target engine version", description="For example 16.2."
+    )
+    target_cluster_parameter_group: str = Field(
+        ..., title="Target cluster parameter group", description="Family must match the target."
+    )
+    target_instance_parameter_group: str = Field(
+        ..., title="Target instance parameter group", description="Family must match the target."
+    )
+    deployment_name: str | None = Field(
+        None,
+        title="Blue/Green deployment name",
+        description="Default: aurora-bg-<cluster>-<target version>.",
+    )
+    switchover_timeout_seconds: int = Field(
+        300, ge=30, le=3600, title="Switchover timeout (s)", description="AWS allows 30–3600."
+    )
+    approval_timeout_seconds: int = Field(
+        86400,
+        ge=60,
+        le=30 * 86400,
+        title="Approval timeout (s)",
+        description="How long each pause waits for a person before taking the way out.",
+    )
+    provisioning_timeout_seconds: int = Field(
+        4 * 3600, ge=60, title="Provisioning timeout (s)", description="Wait for green at most."
+    )
+    delete_old_blue: bool = Field(True, title="Delete the old blue cluster after switchover")
+    final_snapshot: bool = Field(True, title="Final snapshot of the old blue cluster")
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+
+    @field_validator("cluster_identifier")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value) or value.endswith("-") or "--" in value:
+            raise ValueError(
+                "must start with a letter and hold only letters, digits and single hyphens"
+            )
+        return value.lower()
+
+    @field_validator("target_engine_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not VERSION.match(value):
+            raise ValueError("must look like 16.2 (major.minor)")
+        return value
+
+    @model_validator(mode="after")
+    def _terraform_dir_when_enabled(self) -> UpgradeParameters:
+        if self.terraform.enabled and self.terraform.working_dir is None:
+            raise ValueError("terraform.working_dir is required when terraform.enabled is true")
+        return self
+
+    @property
+    def target_major(self) -> int:
+        return int(self.target_engine_version.split(".")[0])
+
+    @property
+    def effective_deployment_name(self) -> str:
+        version = self.target_engine_version.replace(".", "-")
+        return self.deployment_name or f"aurora-bg-{self.cluster_identifier}-{version}"
+
+
+def one_line(error: Exception) -> str:
+    """A pydantic ValidationError as one line naming each field and what is wrong."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return str(error)
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "parameters"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "invalid parameters: " + "; ".join(parts)

@@ -1,0 +1,265 @@
+"""`aurora-bg lab up | down | status | env`: start and stop exactly what the lab runs.
+
+`up` starts, on 127.0.0.1 only: two PostgreSQL servers (blue and green), the
+AWS API process (moto + fidelity layer), then creates RUNBOOK.md's topology
+through the API and writes the Terraform directory. It records every PID in
+`lab.json` so that `down` stops exactly those, and is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aurora_bg.errors import LabError
+
+REGION = "ap-northeast-1"
+DBNAME = "app"
+STARTUP_LIMIT_SECONDS = 30
+
+
+def lab_file(lab_dir: Path) -> Path:
+    return Path(lab_dir) / "lab.json"
+
+
+def read_lab(lab_dir: Path) -> dict[str, Any] | None:
+    path = lab_file(lab_dir)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_lab(lab_dir: Path, info: dict[str, Any]) -> None:
+    path = lab_file(lab_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    tmp.replace(path)
+
+
+def is_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); it is not running.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def env_lines(info: dict[str, Any]) -> list[str]:
+    """The environment that points boto3 (and the flow) at this lab."""
+    return [
+        f"export AWS_ENDPOINT_URL={info['endpoint_url']}",
+        f"export AWS_REGION={info['region']}",
+        f"export AWS_DEFAULT_REGION={info['region']}",
+        "export AWS_ACCESS_KEY_ID=lab",
+        "export AWS_SECRET_ACCESS_KEY=lab",
+    ]
+
+
+def env_dict(info: dict[str, Any]) -> dict[str, str]:
+    return dict(line.removeprefix("export ").split("=", 1) for line in env_lines(info))
+
+
+def status(lab_dir: Path) -> dict[str, Any]:
+    """Each process the lab started, alive or not."""
+    info = read_lab(lab_dir)
+    if info is None:
+        return {"lab_dir": str(lab_dir), "running": False, "processes": {}}
+    processes = {name: {"pid": pid, "alive": is_alive(pid)} for name, pid in info["pids"].items()}
+    return {
+        "lab_dir": str(lab_dir),
+        "running": all(p["alive"] for p in processes.values()) and bool(processes),
+        "endpoint_url": info.get("endpoint_url"),
+        "processes": processes,
+    }
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise LabError(
+                f"port {port} on 127.0.0.1 is taken; choose another with --port"
+            ) from error
+
+
+def _check_writable(lab_dir: Path) -> None:
+    try:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        probe = lab_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise LabError(f"lab directory {lab_dir} is not writable: {error.strerror}") from error
+
+
+def _clients(info: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="lab", aws_secret_access_key="lab", region_name=info["region"]
+    )
+    return {
+        name: session.client(name, endpoint_url=info["endpoint_url"])
+        for name in ("rds", "ec2", "ssm")
+    }
+
+
+def _start_aws_process(lab_dir: Path, port: int) -> subprocess.Popen:
+    (lab_dir / "server.port").unlink(missing_ok=True)
+    log = (lab_dir / "aws-api.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab.server", "--lab-dir", str(lab_dir), "--port", str(port)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # `lab up` returns; the API lives on until `lab down`
+    )
+
+
+def _wait_for_port(lab_dir: Path, process: subprocess.Popen) -> int:
+    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    port_file = lab_dir / "server.port"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (lab_dir / "aws-api.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise LabError(f"the lab's AWS API process exited: {' '.join(tail) or 'no output'}")
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        time.sleep(0.05)
+    raise LabError(f"the lab's AWS API did not listen within {STARTUP_LIMIT_SECONDS} s")
+
+
+def up(
+    lab_dir: Path, instances: int = 1, provisioning_delay: float = 0.0, port: int = 0
+) -> dict[str, Any]:
+    """Start the lab, or say it is running. Raises LabError with one line on failure."""
+    from lab import postgres
+    from lab.terraform_dir import write_terraform_dir
+    from lab.topology import create_topology
+
+    lab_dir = Path(lab_dir).resolve()
+    current = status(lab_dir)
+    if any(p["alive"] for p in current["processes"].values()):
+        return {**(read_lab(lab_dir) or {}), "already_running": True}
+    if instances < 1:
+        raise LabError("--instances must be at least 1")
+    if provisioning_delay < 0:
+        raise LabError("--provisioning-delay must be 0 or more seconds")
+    if port:
+        _check_port_free(port)
+    _check_writable(lab_dir)
+    for stale in ("calls.jsonl", "server.port"):
+        (lab_dir / stale).unlink(missing_ok=True)
+
+    started: dict[str, Any] = {}
+    info: dict[str, Any] = {
+        "lab_dir": str(lab_dir),
+        "region": REGION,
+        "dbname": DBNAME,
+        "instances": instances,
+        "provisioning_delay": provisioning_delay,
+        "pids": {},
+    }
+    began = time.monotonic()
+    try:
+        roles = {"blue": postgres.default_bindir("blue"), "green": postgres.default_bindir("green")}
+        with ThreadPoolExecutor(2) as pool:
+            servers = dict(
+                zip(
+                    roles,
+                    pool.map(lambda r: postgres.create_server(r, roles[r], lab_dir), roles),
+                    strict=True,
+                )
+            )
+        info["servers"] = {name: server.to_dict() for name, server in servers.items()}
+        write_lab(lab_dir, info)
+        process = _start_aws_process(lab_dir, port)
+        started["aws"] = process
+        info["pids"]["aws"] = process.pid
+        with ThreadPoolExecutor(2) as pool:
+            pids = list(pool.map(lambda s: s.start(), servers.values()))
+        for name, pid in zip(servers, pids, strict=True):
+            started[name] = servers[name]
+            info["pids"][name] = pid
+        write_lab(lab_dir, info)
+        postgres.seed_demo_schema(servers["blue"], DBNAME)
+        info["endpoint_url"] = f"http://127.0.0.1:{_wait_for_port(lab_dir, process)}"
+        clients = _clients(info)
+        topology = create_topology(clients["rds"], clients["ec2"], clients["ssm"], instances)
+        info["topology"] = topology.as_dict()
+        info["terraform_dir"] = str(
+            write_terraform_dir(
+                lab_dir / "terraform", clients["rds"], clients["ssm"], clients["ec2"]
+            )
+        )
+        info["versions"] = {name: server.major for name, server in servers.items()}
+        info["startup_seconds"] = round(time.monotonic() - began, 2)
+        write_lab(lab_dir, info)
+        (lab_dir / "env").write_text("\n".join(env_lines(info)) + "\n")
+        return info
+    except LabError:
+        _stop_started(started)
+        raise
+    except Exception as error:
+        _stop_started(started)
+        raise LabError(f"the lab did not start: {type(error).__name__}: {error}") from error
+
+
+def _stop_started(started: dict[str, Any]) -> None:
+    for name, thing in started.items():
+        if name == "aws":
+            _terminate(thing.pid)
+            thing.wait(timeout=10)
+        else:
+            thing.stop()
+
+
+def _terminate(pid: int, grace: float = 5.0) -> None:
+    if not is_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def down(lab_dir: Path) -> dict[str, Any]:
+    """Stop exactly the processes `up` started (by PID). Safe to repeat."""
+    from lab.postgres import PgServer
+
+    lab_dir = Path(lab_dir).resolve()
+    info = read_lab(lab_dir)
+    if info is None:
+        return {"lab_dir": str(lab_dir), "stopped": []}
+    stopped = []
+    aws_pid = info["pids"].get("aws")
+    if is_alive(aws_pid):
+        _terminate(aws_pid)
+        stopped.append("aws")
+    for name, data in info.get("servers", {}).items():
+        server = PgServer.from_dict(data)
+        if is_alive(info["pids"].get(name)) or server.is_running():
+            server.stop()
+            stopped.append(name)
+        pid = info["pids"].get(name)
+        if is_alive(pid):
+            _terminate(pid)
+    return {"lab_dir": str(lab_dir), "stopped": stopped}
