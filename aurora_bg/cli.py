@@ -77,7 +77,98 @@ def lab_env(lab_dir: Path = LAB_DIR_OPTION) -> None:
     typer.echo("\n".join(control.env_lines(info)))
 
 
+@app.command("run")
+def run(
+    cluster_identifier: str = typer.Option(None, "--cluster-identifier"),
+    target_engine_version: str = typer.Option(None, "--target-engine-version"),
+    target_cluster_parameter_group: str = typer.Option(None, "--target-cluster-parameter-group"),
+    target_instance_parameter_group: str = typer.Option(None, "--target-instance-parameter-group"),
+    params_file: Path = typer.Option(None, "--params-file", help="YAML file of flow parameters."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve both pauses."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+) -> None:
+    """Run the upgrade flow in this process."""
+    from aurora_bg.runner import load_parameters, run_upgrade
+
+    params = load_parameters(
+        params_file,
+        {
+            "cluster_identifier": cluster_identifier,
+            "target_engine_version": target_engine_version,
+            "target_cluster_parameter_group": target_cluster_parameter_group,
+            "target_instance_parameter_group": target_instance_parameter_group,
+        },
+    )
+    summary = run_upgrade(params, auto_approve=auto_approve)
+    _print_summary(summary, as_json)
+    if summary["state"] != "COMPLETED":
+        raise AuroraBGError(summary["message"] or f"the run ended {summary['state']}")
+
+
+@app.command("approve")
+def approve(
+    run_id: str = typer.Argument(..., help="The paused flow run's id."),
+    reject: bool = typer.Option(False, "--reject", help="Reject instead of approve."),
+    comment: str = typer.Option("", "--comment"),
+) -> None:
+    """Answer a paused run's approval form through the Prefect API."""
+    from aurora_bg.runner import resume
+
+    resume(run_id, approve=not reject, comment=comment)
+    typer.echo(f"{'rejected' if reject else 'approved'} flow run {run_id}")
+
+
+@app.command("demo")
+def demo(
+    lab_dir: Path = LAB_DIR_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+) -> None:
+    """Bring the lab up if needed and run the whole upgrade against it, auto-approved."""
+    import os
+
+    from aurora_bg.runner import load_parameters, run_upgrade
+    from lab import control
+
+    info = control.up(lab_dir)
+    os.environ.update(control.env_dict(info))
+    typer.echo(f"lab: {info['endpoint_url']} ({lab_dir})")
+    params = load_parameters(Path(__file__).parent.parent / "deployments" / "lab.yaml", {})
+    summary = run_upgrade(params, auto_approve=True)
+    _print_summary(summary, as_json)
+    if summary["state"] != "COMPLETED":
+        raise AuroraBGError(summary["message"] or f"the demo ended {summary['state']}")
+    typer.echo(
+        "look at: the Prefect UI's artifacts, `aurora-bg lab status`, then `aurora-bg lab down`"
+    )
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(
+        f"{summary['state']}: {summary['cluster']} runs {summary['engine_version']}, "
+        f"master password secret {summary['secret_arn']} ({summary['seconds']} s, "
+        f"flow run {summary['flow_run_id']})"
+    )
+    if summary.get("message"):
+        typer.echo(summary["message"])
+    typer.echo(f"report artifact: {summary['report_artifact']}")
+
+
+def quiet_defaults() -> None:
+    """Defaults for a command-line run, each overridable from the environment:
+    no telemetry (a machine without internet access would wait for it on
+    shutdown) and no per-request HTTP logging from the Prefect client."""
+    import logging
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def main() -> None:
+    quiet_defaults()
     try:
         app(standalone_mode=False)
     except AuroraBGError as error:

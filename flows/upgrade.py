@@ -1,0 +1,340 @@
+"""aurora-blue-green-upgrade: RUNBOOK.md as one flow, top to bottom.
+
+No boto3 or SQL here: each phase is a task from `tasks/`. Before the
+switchover starts, every way out (reject, timeout, error, cancel) ends with
+blue as it was. After it completes there is no automatic way back; the
+report says exactly where things stand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+
+from aurora_bg.errors import AuroraBGError, PreconditionFailed, Rejected, SwitchoverFailed
+from aurora_bg.params import UpgradeParameters
+from aurora_bg.results import StepResult
+from flows.timeline import Timeline
+from tasks import blue_green, cleanup, green_checks, password, preflight, way_out
+from tasks.artifacts import Progress, bullet_list, publish_markdown, publish_table
+from tasks.aws import task_options
+from tasks.rds_state import deployment_named, describe_cluster
+
+APPROVAL_POLL_SECONDS = 1  # approval → switchover call within ~1 s
+
+
+class Approval(RunInput):
+    """The form a person fills in the Prefect UI to resume a paused run."""
+
+    decision: Literal["approve", "reject"] = "approve"
+    comment: str = ""
+
+
+# --- thin task wrappers -----------------------------------------------------
+
+run_preflight = task(name="preflight", **task_options())(preflight.run_preflight)
+move_password_out = task(name="password-out", **task_options())(password.move_password_out)
+put_password_back = task(name="password-back", **task_options())(password.put_password_back)
+forget_held_password = task(name="forget-held-password", **task_options())(
+    password.forget_held_password
+)
+create_deployment = task(name="create-deployment", **task_options())(blue_green.create_deployment)
+start_switchover = task(name="switchover", **task_options())(blue_green.start_switchover)
+wait_for_switchover = task(name="wait-switchover", **task_options())(blue_green.wait_for_switchover)
+delete_deployment = task(name="delete-deployment", **task_options())(blue_green.delete_deployment)
+validate_green = task(name="validate-green", **task_options())(green_checks.validate_green_side)
+pre_switchover_checks = task(name="pre-switchover-checks", **task_options())(
+    green_checks.pre_switchover_checks
+)
+post_switchover_checks = task(name="post-switchover-checks", **task_options())(
+    green_checks.post_switchover_checks
+)
+prove_managed_password = task(name="prove-password", **task_options())(
+    green_checks.prove_managed_password
+)
+tag_old_blue = task(name="tag-old-blue", **task_options())(cleanup.tag_old_blue)
+delete_old_blue = task(name="delete-old-blue", **task_options())(cleanup.delete_old_blue)
+take_the_way_out = task(name="way-out", **task_options())(way_out.take_the_way_out)
+
+
+@task(name="wait-for-green", **task_options())
+def wait_for_green(cluster_id: str, deployment_id: str, timeout: float) -> StepResult:
+    progress = Progress(f"Green of {cluster_id} provisioning ({deployment_id})")
+
+    def on_poll(deployment: dict[str, Any]) -> None:
+        done, total = blue_green.task_progress(deployment)
+        progress.update(100.0 * done / total if total else 0.0)
+
+    result = blue_green.wait_until_available(deployment_id, timeout, on_poll)
+    progress.update(100.0)
+    return result
+
+
+# --- the flow ---------------------------------------------------------------
+
+
+def _ask(title: str, description: str, timeout: int) -> Approval:
+    """Pause for a person; reject or timeout raises Rejected."""
+    logger = get_run_logger()
+    logger.info("Paused: %s. Resume from the Prefect UI (approve/reject).", title)
+    try:
+        answer = pause_flow_run(
+            wait_for_input=Approval.with_initial_data(description=description),
+            timeout=timeout,
+            poll_interval=APPROVAL_POLL_SECONDS,
+        )
+    except FlowPauseTimeout:
+        raise Rejected(f"nobody answered '{title}' within {timeout} s") from None
+    if answer.decision != "approve":
+        comment = f": {answer.comment}" if answer.comment else ""
+        raise Rejected(f"'{title}' was rejected{comment}")
+    logger.info("Approved: %s%s", title, f" ({answer.comment})" if answer.comment else "")
+    return answer
+
+
+class Upgrade:
+    """One run of the upgrade: the parameters, the timeline, what was learned."""
+
+    def __init__(self, params: UpgradeParameters) -> None:
+        self.params = params
+        self.cluster = params.cluster_identifier
+        self.timeline = Timeline()
+        self.original: dict[str, Any] = {}
+        self.deployment_id: str | None = None
+        self.logger = get_run_logger()
+
+    def phase(self, name: str, step: Any, *args: Any, **kwargs: Any) -> Any:
+        record = self.timeline.start(name)
+        try:
+            result = step(*args, **kwargs)
+        except Exception as error:
+            self.timeline.finish(record, _sentence(error), "failed")
+            raise
+        if isinstance(result, StepResult):
+            self.logger.info("%s: %s", name, result.reason)
+            self.timeline.finish(record, result)
+        else:
+            self.timeline.finish(record, getattr(result, "summary", lambda: "done")())
+        return result
+
+    def markdown(self, kind: str, text: str, description: str) -> None:
+        self.timeline.keep(publish_markdown(self.cluster, kind, text, description))
+
+    def table(self, kind: str, rows: list[dict[str, Any]], description: str) -> None:
+        self.timeline.keep(publish_table(self.cluster, kind, rows, description))
+
+
+def _sentence(error: BaseException) -> str:
+    return str(error) if isinstance(error, AuroraBGError) else f"{type(error).__name__}: {error}"
+
+
+def before_switchover(run: Upgrade) -> dict[str, Any]:
+    """Phases 2–7. Returns the original endpoint, recorded before the switchover."""
+    p = run.params
+    result = run.phase("password out of Secrets Manager", move_password_out, run.cluster)
+    run.markdown("password-mode", f"# Master password\n\n{result.reason}\n", result.reason)
+
+    result = run.phase(
+        "create Blue/Green deployment",
+        create_deployment,
+        p.effective_deployment_name,
+        run.original["cluster_arn"],
+        p.target_engine_version,
+        p.target_cluster_parameter_group,
+        p.target_instance_parameter_group,
+        f"flow-run-{flow_run.get_id() or 'local'}",
+    )
+    run.deployment_id = result.facts["deployment_id"]
+    waited = run.phase(
+        "wait for green",
+        wait_for_green,
+        run.cluster,
+        run.deployment_id,
+        p.provisioning_timeout_seconds,
+    )
+    run.markdown(
+        "blue-green",
+        f"# Blue/Green deployment\n\n{result.reason}\n\n{waited.reason}\n\n"
+        + bullet_list([f"{s} → {t}: {st}" for s, t, st in waited.facts["members"]]),
+        waited.reason,
+    )
+
+    report = run.phase("validate green (read-only)", validate_green, p, run.deployment_id)
+    run.table("green-validation", report.table(), report.summary())
+    if not report.passed:
+        raise PreconditionFailed(f"green validation: {report.summary()}")
+    _ask(
+        "green validated",
+        f"**Green validated** for `{run.cluster}`: {report.summary()}\n\n"
+        "Test your applications against the green endpoints now, read-only: writes on green "
+        "conflict with replication from blue. Approve to continue to the pre-switchover checks, "
+        "reject to delete green and put everything back.",
+        p.approval_timeout_seconds,
+    )
+
+    checks = run.phase("pre-switchover checks", pre_switchover_checks, p, run.deployment_id)
+    run.table("pre-switchover", checks.table(), checks.summary())
+    if not checks.passed:
+        raise PreconditionFailed(f"pre-switchover checks: {checks.summary()}")
+    cluster = describe_cluster(run.cluster)
+    original_endpoint = {"host": cluster["Endpoint"], "port": cluster["Port"]}
+    _ask(
+        "approve switchover",
+        f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}: "
+        f"{checks.summary()}\n\nThe switchover drops connections once; it times out after "
+        f"{p.switchover_timeout_seconds} s, in which case AWS rolls back. After it completes "
+        "there is no automatic way back.",
+        p.approval_timeout_seconds,
+    )
+    return original_endpoint
+
+
+def switch_over(run: Upgrade) -> None:
+    """Phase 8."""
+    p = run.params
+    started = run.phase(
+        "switchover", start_switchover, run.deployment_id, p.switchover_timeout_seconds
+    )
+    done = run.phase(
+        "wait for switchover",
+        wait_for_switchover,
+        run.deployment_id,
+        p.switchover_timeout_seconds + 600,
+    )
+    run.markdown("switchover", f"# Switchover\n\n{started.reason}\n\n{done.reason}\n", done.reason)
+
+
+def after_switchover(run: Upgrade, original_endpoint: dict[str, Any] | None) -> None:
+    """Phases 9–11."""
+    p = run.params
+    cluster = describe_cluster(run.cluster)
+    endpoint = original_endpoint or {"host": cluster["Endpoint"], "port": cluster["Port"]}
+    checks = run.phase(
+        "post-switchover checks",
+        post_switchover_checks,
+        p,
+        green_checks.Endpoint(endpoint["host"], int(endpoint["port"])),
+        cluster["MasterUsername"],
+    )
+    run.table("post-switchover", checks.table(), checks.summary())
+
+    back = run.phase("password back into Secrets Manager", put_password_back, run.cluster)
+    version = run.phase(
+        "prove the new secret", prove_managed_password, run.cluster, p.validation.database
+    )
+    forgot = run.phase("forget the held password", forget_held_password, run.cluster)
+    run.markdown(
+        "password-mode",
+        f"# Master password\n\n{back.reason}\n\nLogged in with the new secret's value "
+        f"(server {version}). {forgot.reason}\n\n**Warning:** anything that referenced the old "
+        "secret ARN must be updated to the new one.",
+        back.reason,
+    )
+
+    lines = []
+    deployment = deployment_named(p.effective_deployment_name)
+    if deployment is not None:
+        lines.append(run.phase("tag old blue", tag_old_blue, deployment, run.cluster).reason)
+        lines.append(
+            run.phase(
+                "delete deployment",
+                delete_deployment,
+                deployment["BlueGreenDeploymentIdentifier"],
+                False,
+            ).reason
+        )
+    if p.delete_old_blue:
+        lines.append(
+            run.phase("delete old blue", delete_old_blue, run.cluster, p.final_snapshot).reason
+        )
+    else:
+        lines.append("The old blue was kept (delete_old_blue is off).")
+    run.markdown("cleanup", "# Clean-up\n\n" + bullet_list(lines), lines[-1])
+
+
+def terraform_phase(run: Upgrade) -> None:
+    """Phase 12."""
+    record = run.timeline.start("terraform")
+    reason = "Terraform reconciliation is not part of this run (terraform.enabled is off)."
+    run.timeline.finish(record, StepResult("skipped", reason))
+    run.markdown("terraform-plan", f"# Terraform\n\n{reason}\n", reason)
+
+
+def finish(run: Upgrade, status: str) -> dict[str, Any]:
+    """Phase 13: the report, and the run's small summary."""
+    key = publish_markdown(
+        run.cluster, "report", run.timeline.markdown(f"Upgrade of {run.cluster}", status), status
+    )
+    run.timeline.keep(key)
+    cluster = describe_cluster(run.cluster) or {}
+    return {
+        "status": status,
+        "cluster": run.cluster,
+        "engine_version": cluster.get("EngineVersion"),
+        "secret_arn": (cluster.get("MasterUserSecret") or {}).get("SecretArn"),
+        "artifacts": run.timeline.artifacts,
+    }
+
+
+def way_out(run: Upgrade, reason: str) -> None:
+    results = run.phase(
+        "way out",
+        lambda: take_the_way_out(
+            run.cluster, run.params.effective_deployment_name, run.original, reason
+        ),
+    )
+    run.markdown(
+        "way-out",
+        "# The way out\n\n" + bullet_list([r.reason for r in results]),
+        results[-1].reason,
+    )
+
+
+@flow(name="aurora-blue-green-upgrade", persist_result=False)
+def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any]:
+    """Upgrade an Aurora PostgreSQL cluster through an RDS Blue/Green deployment."""
+    run = Upgrade(parameters)
+    checks = run.phase("preflight", run_preflight, parameters)
+    run.table("preflight", checks.rows(), checks.summary())
+    if not checks.passed:
+        finish(run, f"Stopped before any change: {checks.summary()}")
+        raise PreconditionFailed(
+            checks.summary() + " " + "; ".join(f"{c.name}: {c.fix}" for c in checks.failed)
+        )
+    run.original = checks.facts
+    original_endpoint = None
+    if checks.situation != preflight.AFTER_SWITCHOVER:
+        try:
+            original_endpoint = before_switchover(run)
+            switch_over(run)
+        except SwitchoverFailed as error:
+            finish(run, f"Switchover failed, AWS rolled back; the deployment is left: {error}")
+            raise
+        except BaseException as error:
+            reason = _sentence(error)
+            if _switchover_started(run):
+                finish(run, f"Failed after the switchover started: {reason}")
+                raise
+            way_out(run, reason)
+            finish(run, f"Took the way out: {reason}")
+            raise
+    try:
+        after_switchover(run, original_endpoint)
+        terraform_phase(run)
+    except BaseException as error:
+        finish(run, f"Switched over; then stopped: {_sentence(error)}")
+        raise
+    return finish(run, f"Upgraded {run.cluster} to {parameters.target_engine_version}.")
+
+
+def _switchover_started(run: Upgrade) -> bool:
+    deployment = deployment_named(run.params.effective_deployment_name)
+    return deployment is not None and deployment["Status"] in (
+        "SWITCHOVER_IN_PROGRESS",
+        "SWITCHOVER_COMPLETED",
+    )

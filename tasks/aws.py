@@ -1,0 +1,119 @@
+"""AWS clients from the standard credential chain, and error classification.
+
+The same code hits AWS and the lab: the lab only sets AWS_ENDPOINT_URL and
+credentials in the environment, which boto3 honours by itself. botocore's
+own retry (standard mode) absorbs short throttling and 5xx bursts; what it
+gives up on is classified here once, so that task retries fire only for
+transient trouble.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from aurora_bg.errors import BusinessError, InvalidState, PreconditionFailed, TransientError
+
+# botocore logs request bodies at DEBUG, and ModifyDBCluster's body carries
+# the master password: never let it log below WARNING.
+for _name in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+}
+INVALID_STATE_CODES = {
+    "InvalidDBClusterStateFault",
+    "InvalidDBInstanceState",
+    "InvalidBlueGreenDeploymentStateFault",
+}
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
+
+
+@cache
+def client(service: str) -> Any:
+    """A boto3 client from the standard chain (region, credentials, endpoint)."""
+    return boto3.session.Session().client(service, config=CLIENT_CONFIG)
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def classify(error: BaseException, doing: str) -> Exception:
+    """Map a botocore failure to our tree, with a message free of parameters."""
+    if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+        return TransientError(f"{doing}: the AWS endpoint did not answer ({type(error).__name__})")
+    if not isinstance(error, ClientError):
+        return error if isinstance(error, Exception) else RuntimeError(str(error))
+    code = error_code(error)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    message = error.response.get("Error", {}).get("Message", "")
+    text = f"{doing}: {code}: {message}".rstrip(": ")
+    if code in TRANSIENT_CODES or status >= 500:
+        return TransientError(text)
+    if code in INVALID_STATE_CODES:
+        return InvalidState(text)
+    if is_not_found(error):
+        return PreconditionFailed(text)
+    return BusinessError(text)
+
+
+def call(doing: str, function: Any, **kwargs: Any) -> Any:
+    """Call a boto3 operation; re-raise failures classified, described by `doing`."""
+    try:
+        return function(**kwargs)
+    except (ClientError, EndpointConnectionError, ConnectionClosedError, ReadTimeoutError) as error:
+        raise classify(error, doing) from None
+
+
+def is_not_found(error: BaseException) -> bool:
+    code = error_code(error)
+    return code.endswith(("NotFound", "NotFoundFault", "NotFoundException"))
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry only what is transient."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def task_options(**overrides: Any) -> dict[str, Any]:
+    """Options shared by every @task: retries for transient errors only, and
+    no result persisted or cached (some tasks hold the password in memory)."""
+    from prefect.cache_policies import NO_CACHE
+
+    options: dict[str, Any] = {
+        "retries": 3,
+        "retry_delay_seconds": [2, 5, 10],
+        "retry_jitter_factor": 0.5,
+        "retry_condition_fn": retry_transient,
+        "persist_result": False,
+        "cache_policy": NO_CACHE,
+    }
+    options.update(overrides)
+    return options

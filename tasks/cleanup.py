@@ -1,0 +1,93 @@
+"""Phase 11: retire the old blue after a completed switchover.
+
+Old resources are identified from the deployment's SwitchoverDetails (the
+source members) and tagged `aurora-bg:retired-from=<cluster>` before the
+deployment is deleted, so that a rerun after a crash finds them by tag,
+never by building names. DeleteTarget is refused after a switchover: the old
+instances and then the old cluster are deleted on their own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aurora_bg.polling import poll_until
+from aurora_bg.results import StepResult
+from tasks.aws import call, client
+from tasks.blue_green import members
+from tasks.rds_state import (
+    TAG_DEPLOYMENT,
+    TAG_RETIRED_FROM,
+    describe_cluster,
+    describe_instance,
+    member_ids,
+    retired_clusters,
+)
+
+
+def tag_old_blue(deployment: dict[str, Any], cluster_id: str, rds: Any = None) -> StepResult:
+    """Tag the old blue cluster and instances (from SwitchoverDetails) as retired."""
+    rds = rds or client("rds")
+    tags = [
+        {"Key": TAG_RETIRED_FROM, "Value": cluster_id},
+        {"Key": TAG_DEPLOYMENT, "Value": deployment["BlueGreenDeploymentIdentifier"]},
+    ]
+    tagged = []
+    for arn in (d["SourceMember"] for d in deployment.get("SwitchoverDetails", [])):
+        call("tagging the old blue", rds.add_tags_to_resource, ResourceName=arn, Tags=tags)
+        tagged.append(arn.rsplit(":", 1)[-1])
+    return StepResult(
+        "tagged",
+        f"Tagged the old blue ({', '.join(tagged)}) as retired from {cluster_id}.",
+        {"old_members": [m[0] for m in members(deployment)]},
+    )
+
+
+def _wait_gone(describe: Any, identifier: str, rds: Any, timeout: float) -> None:
+    poll_until(
+        lambda: describe(identifier, rds),
+        lambda found: found is None,
+        timeout=timeout,
+        what=f"deletion of {identifier}",
+        first_interval=1.0,
+        max_interval=15.0,
+    )
+
+
+def delete_old_blue(
+    cluster_id: str, final_snapshot: bool, rds: Any = None, timeout: float = 3600
+) -> StepResult:
+    """Delete each retired instance, then the retired cluster (final snapshot if asked)."""
+    rds = rds or client("rds")
+    old_clusters = retired_clusters(cluster_id, rds)
+    if not old_clusters:
+        return StepResult("already-done", f"No retired cluster of {cluster_id} is left.")
+    done, snapshots = [], []
+    for old in old_clusters:
+        old_id = old["DBClusterIdentifier"]
+        for instance_id in member_ids(old):
+            if describe_instance(instance_id, rds) is not None:
+                call(
+                    f"deleting old instance {instance_id}",
+                    rds.delete_db_instance,
+                    DBInstanceIdentifier=instance_id,
+                )
+            _wait_gone(describe_instance, instance_id, rds, timeout)
+            done.append(instance_id)
+        kwargs: dict[str, Any] = {"DBClusterIdentifier": old_id, "SkipFinalSnapshot": True}
+        if final_snapshot:
+            snapshot = f"{old_id}-final-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+            kwargs = {"DBClusterIdentifier": old_id, "FinalDBSnapshotIdentifier": snapshot}
+            kwargs["SkipFinalSnapshot"] = False
+            snapshots.append(snapshot)
+        if describe_cluster(old_id, rds) is not None:
+            call(f"deleting old cluster {old_id}", rds.delete_db_cluster, **kwargs)
+        _wait_gone(describe_cluster, old_id, rds, timeout)
+        done.append(old_id)
+    kept = f"; final snapshot {', '.join(snapshots)}" if snapshots else "; no final snapshot"
+    return StepResult(
+        "deleted",
+        f"Deleted the old blue: {', '.join(done)}{kept}.",
+        {"deleted": done, "snapshots": snapshots},
+    )

@@ -1,0 +1,88 @@
+"""Read-only views of the live RDS state that every step observes first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.aws import call, classify, client, is_not_found
+
+TAG_RETIRED_FROM = "aurora-bg:retired-from"
+TAG_DEPLOYMENT = "aurora-bg:deployment"
+
+
+def identifier_from_arn(arn: str) -> str:
+    """`arn:aws:rds:…:cluster:name` → `name` (also for `:db:` ARNs)."""
+    return arn.rsplit(":", 1)[-1]
+
+
+def describe_cluster(cluster_id: str, rds: Any = None) -> dict[str, Any] | None:
+    """The cluster as AWS reports it, or None when it does not exist."""
+    rds = rds or client("rds")
+    try:
+        return rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    except Exception as error:
+        if is_not_found(error):
+            return None
+        raise classify(error, f"describing cluster {cluster_id}") from None
+
+
+def describe_instance(instance_id: str, rds: Any = None) -> dict[str, Any] | None:
+    rds = rds or client("rds")
+    try:
+        return rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
+    except Exception as error:
+        if is_not_found(error):
+            return None
+        raise classify(error, f"describing instance {instance_id}") from None
+
+
+def member_ids(cluster: dict[str, Any]) -> list[str]:
+    return [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+
+
+def is_password_managed(cluster: dict[str, Any]) -> bool:
+    return bool(cluster.get("MasterUserSecret"))
+
+
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("TagList", [])}
+
+
+def deployments_of_source(source_arn: str, rds: Any = None) -> list[dict[str, Any]]:
+    rds = rds or client("rds")
+    response = call(
+        "listing Blue/Green deployments",
+        rds.describe_blue_green_deployments,
+        Filters=[{"Name": "source", "Values": [source_arn]}],
+    )
+    return response["BlueGreenDeployments"]
+
+
+def deployment_named(name: str, rds: Any = None) -> dict[str, Any] | None:
+    rds = rds or client("rds")
+    response = call(
+        "finding the Blue/Green deployment",
+        rds.describe_blue_green_deployments,
+        Filters=[{"Name": "blue-green-deployment-name", "Values": [name]}],
+    )
+    found = response["BlueGreenDeployments"]
+    return found[0] if found else None
+
+
+def describe_deployment(deployment_id: str, rds: Any = None) -> dict[str, Any] | None:
+    rds = rds or client("rds")
+    try:
+        return rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=deployment_id)[
+            "BlueGreenDeployments"
+        ][0]
+    except Exception as error:
+        if is_not_found(error):
+            return None
+        raise classify(error, f"describing deployment {deployment_id}") from None
+
+
+def retired_clusters(cluster_id: str, rds: Any = None) -> list[dict[str, Any]]:
+    """Old blue clusters this tool tagged as retired from `cluster_id` before cleanup."""
+    rds = rds or client("rds")
+    clusters = call("listing clusters", rds.describe_db_clusters)["DBClusters"]
+    return [c for c in clusters if tags_of(c).get(TAG_RETIRED_FROM) == cluster_id]

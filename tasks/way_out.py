@@ -1,0 +1,84 @@
+"""The way out before a switchover: blue exactly as it was, nothing left behind.
+
+Deletes the deployment with its green target, hands blue's password back to
+Secrets Manager, forgets the held password and verifies blue: same version,
+same parameter groups, managed password, no deployment, no green cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aurora_bg.errors import InvalidState
+from aurora_bg.polling import poll_until
+from aurora_bg.results import StepResult
+from tasks.blue_green import delete_deployment
+from tasks.password import forget_held_password, put_password_back
+from tasks.rds_state import (
+    deployment_named,
+    describe_cluster,
+    describe_deployment,
+    identifier_from_arn,
+    is_password_managed,
+)
+
+
+def verify_blue(cluster_id: str, original: dict[str, Any], green_id: str | None) -> list[str]:
+    """What differs from the blue recorded at preflight (empty: blue is as it was)."""
+    cluster = describe_cluster(cluster_id)
+    if cluster is None:
+        return [f"cluster {cluster_id} is missing"]
+    problems = []
+    if cluster["EngineVersion"] != original.get("engine_version"):
+        problems.append(f"engine version is {cluster['EngineVersion']}")
+    if cluster.get("DBClusterParameterGroup") != original.get("cluster_parameter_group"):
+        problems.append(f"cluster parameter group is {cluster.get('DBClusterParameterGroup')}")
+    if not is_password_managed(cluster):
+        problems.append("the master password is not managed by Secrets Manager")
+    if green_id and describe_cluster(green_id) is not None:
+        problems.append(f"green cluster {green_id} still exists")
+    return problems
+
+
+def take_the_way_out(
+    cluster_id: str, deployment_name: str, original: dict[str, Any], reason: str
+) -> list[StepResult]:
+    """Undo everything done before a switchover. Raises InvalidState after a switchover."""
+    results = []
+    deployment = deployment_named(deployment_name)
+    green_id = None
+    if deployment is not None:
+        deployment_id = deployment["BlueGreenDeploymentIdentifier"]
+        if deployment["Status"] == "SWITCHOVER_IN_PROGRESS":
+            deployment = poll_until(
+                lambda: describe_deployment(deployment_id),
+                lambda d: d is None or d["Status"] != "SWITCHOVER_IN_PROGRESS",
+                timeout=3900,
+                what=f"the switchover of {deployment_id} to end",
+            ).last
+        if deployment is not None and deployment["Status"] == "SWITCHOVER_COMPLETED":
+            raise InvalidState(
+                f"the switchover of {deployment_id} has completed: there is no automatic way "
+                "back; the cluster now runs the new version"
+            )
+        if deployment is not None:
+            green_id = identifier_from_arn(deployment.get("Target", ""))
+            results.append(delete_deployment(deployment_id, delete_target=True))
+    results.append(put_password_back(cluster_id))
+    results.append(forget_held_password(cluster_id))
+    problems = verify_blue(cluster_id, original, green_id)
+    if problems:
+        results.append(
+            StepResult("verify-failed", f"Blue is NOT as it was: {'; '.join(problems)}.")
+        )
+    else:
+        results.append(
+            StepResult(
+                "verified",
+                f"Blue {cluster_id} is as it was: {original.get('engine_version')}, "
+                f"{original.get('cluster_parameter_group')}, password managed by Secrets Manager, "
+                "no deployment, no green.",
+            )
+        )
+    results.insert(0, StepResult("way-out", f"Took the way out because {reason}"))
+    return results
