@@ -10,6 +10,7 @@ transient trouble.
 from __future__ import annotations
 
 import logging
+import os
 from functools import cache
 from typing import Any
 
@@ -44,12 +45,27 @@ INVALID_STATE_CODES = {
     "InvalidDBInstanceState",
     "InvalidBlueGreenDeploymentStateFault",
 }
+CHAIN_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+)
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
 
 
-@cache
 def client(service: str) -> Any:
-    """A boto3 client from the standard chain (region, credentials, endpoint)."""
+    """A boto3 client from the standard chain (region, credentials, endpoint).
+
+    Clients are reused while the environment that chose them stays the same.
+    """
+    key = tuple(os.environ.get(name, "") for name in CHAIN_VARIABLES)
+    return _client(service, key)
+
+
+@cache
+def _client(service: str, environment: tuple[str, ...]) -> Any:
     return boto3.session.Session().client(service, config=CLIENT_CONFIG)
 
 
