@@ -14,6 +14,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ class LabApplication:
         import io
 
         environ["wsgi.input"] = io.BytesIO(body)
-        call = describe_request(environ, body)
+        # Stamped on arrival: the entry is written only after the answer has been sent, so a
+        # call made before a client's `since` must not be dated after it.
+        call = {"time": time.time(), **describe_request(environ, body)}
         kind = self.faults.take(call["action"])
         if kind is not None:
             status, headers, payload = error_response(kind, bool(environ.get("HTTP_X_AMZ_TARGET")))
