@@ -395,8 +395,8 @@ def delete(backend: Any, original: Any, deployment_id: str, delete_target: bool 
     elif delete_target:
         replication.reset_green(blue, green, lab.dbname)
     else:  # green stays as a standalone cluster: replication stops, it becomes writable
-        replication.finish_switchover(blue, green, lab.dbname)
-        replication.unblock_writes(blue)
+        replication.drop_subscription(blue, green, lab.dbname)
+        replication.unblock_writes(green)
     with lab.lock:
         response = original(backend, deployment_id, delete_target)
         response = copy.copy(response)
