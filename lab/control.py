@@ -221,6 +221,28 @@ def up(
         raise LabError(f"the lab did not start: {type(error).__name__}: {error}") from error
 
 
+def ensure_prefect_server(lab_dir: Path) -> dict[str, Any]:
+    """The lab's Prefect server (started once, recorded in lab.json); returns its URLs."""
+    from lab import prefect_server
+
+    lab_dir = Path(lab_dir).resolve()
+    info = read_lab(lab_dir)
+    if info is None:
+        raise LabError(f"no lab in {lab_dir}; start one with: aurora-bg lab up")
+    known = info.get("prefect")
+    if (
+        known
+        and is_alive(info["pids"].get("prefect"))
+        and prefect_server.is_healthy(known["api_url"])
+    ):
+        return known
+    started = prefect_server.start(lab_dir)
+    info["pids"]["prefect"] = started.pop("pid")
+    info["prefect"] = started
+    write_lab(lab_dir, info)
+    return started
+
+
 def _stop_started(started: dict[str, Any]) -> None:
     for name, thing in started.items():
         if name == "aws":
@@ -250,11 +272,12 @@ def down(lab_dir: Path) -> dict[str, Any]:
     if info is None:
         return {"lab_dir": str(lab_dir), "stopped": []}
     stopped = []
-    aws_pid = info["pids"].get("aws")
-    if is_alive(aws_pid):
-        _terminate(aws_pid)
-        stopped.append("aws")
-    for name, data in info.get("servers", {}).items():
+    servers = info.get("servers", {})
+    for name, pid in info["pids"].items():  # the AWS API and, if started, the Prefect server
+        if name not in servers and is_alive(pid):
+            _terminate(pid)
+            stopped.append(name)
+    for name, data in servers.items():
         server = PgServer.from_dict(data)
         if is_alive(info["pids"].get(name)) or server.is_running():
             server.stop()
