@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
 VERSION = re.compile(r"^\d+\.\d+$")
+LOCAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone `name`; ValueError with a hint when there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Tokyo or UTC)"
+        ) from None
 
 
 class ValidationSettings(BaseModel):
@@ -53,6 +68,55 @@ class TerraformSettings(BaseModel):
     )
 
 
+class SwitchoverWindow(BaseModel):
+    """When the switchover may start: on some weekdays, between two local times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS),
+        min_length=1,
+        title="Days",
+        description="Days on which the window opens (local time). A window that crosses "
+        "midnight belongs to the day it opens: sat 23:00–01:00 ends on Sunday.",
+    )
+    start: str = Field(
+        ...,
+        title="Opens at",
+        description="Local time HH:MM, for example 02:00.",
+        json_schema_extra={"pattern": LOCAL_TIME},
+    )
+    end: str = Field(
+        ...,
+        title="Closes at",
+        description="Local time HH:MM; earlier than the opening means the window crosses "
+        "midnight. The switchover must start before this time.",
+        json_schema_extra={"pattern": LOCAL_TIME},
+    )
+    timezone: str = Field(
+        "UTC", title="Time zone", description="IANA name, for example Asia/Tokyo."
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local_time(cls, value: str) -> str:
+        if not re.match(LOCAL_TIME, value):
+            raise ValueError("must be a local time HH:MM between 00:00 and 23:59")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone_named(value)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SwitchoverWindow:
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+
 class UpgradeParameters(BaseModel):
     """Everything one upgrade needs. Validated before any AWS call."""
 
@@ -84,6 +148,18 @@ class UpgradeParameters(BaseModel):
         le=30 * 86400,
         title="Approval timeout (s)",
         description="How long each pause waits for a person before taking the way out.",
+    )
+    switchover_window: SwitchoverWindow | None = Field(
+        None,
+        title="Switchover window",
+        description="When the switchover may start (days, local times, time zone); "
+        "empty: as soon as it is approved.",
+    )
+    outside_window: Literal["wait", "way-out"] = Field(
+        "wait",
+        title="Approved outside the window",
+        description="wait: switch over at the next opening if it comes within the approval "
+        "timeout, else take the way out; way-out: delete green and put everything back.",
     )
     provisioning_timeout_seconds: int = Field(
         4 * 3600, ge=60, title="Provisioning timeout (s)", description="Wait for green at most."

@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from aurora_bg.errors import AuroraBGError, PreconditionFailed, Rejected, SwitchoverFailed
 from aurora_bg.params import UpgradeParameters
 from aurora_bg.results import StepResult
+from aurora_bg.window import approval_note, hold_until_open, state_sentence, utc_now
 from flows.timeline import Timeline
 from tasks import blue_green, cleanup, green_checks, password, preflight, way_out
 from tasks.artifacts import Progress, bullet_list, publish_markdown, publish_table
@@ -188,14 +189,32 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
         f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}: "
         f"{checks.summary()}\n\nThe switchover drops connections once; it times out after "
         f"{p.switchover_timeout_seconds} s, in which case AWS rolls back. After it completes "
-        "there is no automatic way back.",
+        "there is no automatic way back.\n\n"
+        + approval_note(
+            p.switchover_window, p.outside_window, p.approval_timeout_seconds, utc_now()
+        ),
         p.approval_timeout_seconds,
     )
     return original_endpoint
 
 
+def inside_switchover_window(run: Upgrade) -> None:
+    """The switchover never starts outside its window: wait for it, or raise Rejected."""
+    p = run.params
+    if p.switchover_window is not None:
+        run.logger.info("%s", state_sentence(p.switchover_window, utc_now()))
+        run.phase(
+            "switchover window",
+            hold_until_open,
+            p.switchover_window,
+            p.outside_window,
+            p.approval_timeout_seconds,
+        )
+
+
 def switch_over(run: Upgrade) -> None:
     """Phase 8."""
+    inside_switchover_window(run)
     p = run.params
     started = run.phase(
         "switchover", start_switchover, run.deployment_id, p.switchover_timeout_seconds
