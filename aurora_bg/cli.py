@@ -132,15 +132,22 @@ def demo(
     info = control.up(lab_dir)
     os.environ.update(control.env_dict(info))
     typer.echo(f"lab: {info['endpoint_url']} ({lab_dir})")
+    ui_url = None
+    if not os.environ.get("PREFECT_API_URL"):
+        prefect = control.ensure_prefect_server(lab_dir)
+        os.environ["PREFECT_API_URL"] = prefect["api_url"]
+        ui_url = prefect["ui_url"]
+        typer.echo(f"Prefect UI: {ui_url}")
     params = load_parameters(Path(__file__).parent.parent / "deployments" / "lab.yaml", {})
     params.terraform = _lab_terraform(params.terraform, info)
     summary = run_upgrade(params, auto_approve=True)
     _print_summary(summary, as_json)
     if summary["state"] != "COMPLETED":
         raise AuroraBGError(summary["message"] or f"the demo ended {summary['state']}")
-    typer.echo(
-        "look at: the Prefect UI's artifacts, `aurora-bg lab status`, then `aurora-bg lab down`"
-    )
+    if ui_url:
+        run_page = f"{ui_url}/runs/flow-run/{summary['flow_run_id']}"
+        typer.echo(f"look at the run, its pauses and artifacts: {run_page}")
+    typer.echo(f"then: aurora-bg lab status --dir {lab_dir}; aurora-bg lab down --dir {lab_dir}")
 
 
 def _lab_terraform(settings, info: dict):
