@@ -64,13 +64,15 @@ def connect(
     *,
     read_only: bool = True,
     statement_timeout_ms: int = 15000,
+    lock_timeout_ms: int | None = None,
     connect_timeout_s: int = 10,
 ) -> psycopg.Connection:
     """Open a session on `endpoint` (autocommit off) and return it.
 
     A read-only session is read-only from its first statement on: the server
     applies `default_transaction_read_only=on` before the session runs anything.
-    Every statement is bounded by `statement_timeout_ms`.
+    Every statement is bounded by `statement_timeout_ms`, and by `lock_timeout_ms`
+    when given, so that a check never queues behind an application's lock.
 
     Raises TransientError when the endpoint cannot be reached (refused, reset,
     timed out, server starting or stopping) and BusinessError when the server
@@ -86,7 +88,7 @@ def connect(
             password=password,
             dbname=dbname,
             connect_timeout=connect_timeout_s,
-            options=session_options(read_only, statement_timeout_ms),
+            options=session_options(read_only, statement_timeout_ms, lock_timeout_ms),
             application_name=APPLICATION_NAME,
             autocommit=False,
         )
@@ -95,9 +97,13 @@ def connect(
     raise error
 
 
-def session_options(read_only: bool, statement_timeout_ms: int) -> str:
+def session_options(
+    read_only: bool, statement_timeout_ms: int, lock_timeout_ms: int | None = None
+) -> str:
     """The `options` startup parameter: settings the server applies before any statement."""
     settings = [f"statement_timeout={int(statement_timeout_ms)}"]
+    if lock_timeout_ms is not None:
+        settings.append(f"lock_timeout={int(lock_timeout_ms)}")
     if read_only:
         settings.insert(0, "default_transaction_read_only=on")
     return " ".join(f"-c {setting}" for setting in settings)

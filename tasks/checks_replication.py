@@ -1,0 +1,198 @@
+"""Is green receiving blue's changes, and how far behind is it?
+
+Green subscribes to blue; `pg_stat_subscription` on green shows each apply
+worker and the last position of blue's WAL it received. Health: every
+subscription of the database is enabled and has a running worker (an
+unhealthy one gets a grace period to recover: workers restart after errors).
+Lag: blue's current WAL position is read once; green must reach it within the
+grace period. Where a subscription has no running worker, its position is
+what blue's slot says green confirmed. Positions are in blue's WAL, so they
+compare across servers.
+
+On Aurora the deployment's replication is internal: where green shows no
+subscription, or refuses to show it, the check says so as a warning and the
+deployment's own status stands in for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from aurora_bg.errors import InvalidState, WaitTimedOut
+from aurora_bg.polling import poll_until
+from tasks.checks_model import BLOCKER, WARNING, Check, Session, listing
+
+LAG_POLL_INTERVAL_S = 0.5
+
+SUBSCRIPTIONS = """
+SELECT s.subname, s.subenabled, s.subslotname, st.pid, st.received_lsn::text
+  FROM pg_subscription s
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+ WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY s.subname
+"""
+CONFIRMED_BY_SLOT = """
+SELECT slot_name, confirmed_flush_lsn::text FROM pg_replication_slots
+ WHERE slot_type = 'logical' AND confirmed_flush_lsn IS NOT NULL
+"""
+WHY_HEALTH = (
+    "Green only keeps up with blue while its replication runs: a stopped apply worker "
+    "means every later change on blue is missing on green."
+)
+WHY_LAG = (
+    "The switchover waits for green to catch up, and times out (AWS rolls back) when it "
+    "cannot; what green has not received is not there to be tested either."
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    enabled: bool
+    slot: str | None
+    worker: int | None
+    received: int | None  # bytes into blue's WAL
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.enabled and self.worker is not None
+
+
+def check_replication(on_blue: Session, on_green: Session, lag_grace_s: float) -> list[Check]:
+    try:
+        subscriptions = _wait_healthy(on_green, lag_grace_s)
+    except InvalidState as error:
+        return [_not_visible(on_green.side, f"cannot read pg_stat_subscription: {error}")]
+    if not subscriptions:
+        return [_not_visible(on_green.side, "green shows no subscription for this database")]
+    return [check_health(subscriptions), check_lag(on_blue, on_green, lag_grace_s)]
+
+
+def read_subscriptions(on_green: Session) -> list[Subscription]:
+    rows = on_green.rows(SUBSCRIPTIONS, doing="reading the subscriptions")
+    return [
+        Subscription(name, bool(enabled), slot, worker, parse_lsn(lsn) if lsn else None)
+        for name, enabled, slot, worker, lsn in rows
+    ]
+
+
+def check_health(subscriptions: list[Subscription]) -> Check:
+    broken = [
+        f"{s.name} ({'disabled' if not s.enabled else 'no apply worker running'})"
+        for s in subscriptions
+        if not s.is_healthy
+    ]
+    return Check(
+        name="replication-health",
+        side="green",
+        passed=not broken,
+        observed=listing(broken)
+        if broken
+        else f"{listing([s.name for s in subscriptions])}: enabled, applying",
+        expected="every subscription enabled with a running apply worker",
+        severity=BLOCKER,
+        why=WHY_HEALTH,
+        fix="ALTER SUBSCRIPTION ... ENABLE on green, and read green's log for the apply "
+        "error (often DDL on blue that green lacks); on Aurora, see the deployment's status.",
+    )
+
+
+def check_lag(on_blue: Session, on_green: Session, lag_grace_s: float) -> Check:
+    """Blue's WAL position now; green must reach it within `lag_grace_s`."""
+    target = parse_lsn(str(on_blue.value("SELECT pg_current_wal_lsn()", doing="reading WAL")))
+    started = time.monotonic()
+
+    def behind() -> int | None:
+        """Bytes the furthest-behind subscription lacks; None when one cannot be placed."""
+        positions = _positions(on_blue, on_green)
+        if not positions or any(p is None for p in positions):
+            return None
+        return max(0, max(target - p for p in positions if p is not None))
+
+    # positions only grow while the target stays put: poll, then read the last word
+    with contextlib.suppress(WaitTimedOut):
+        poll_until(
+            behind,
+            lambda seen: seen == 0,
+            timeout=lag_grace_s,
+            what="green to reach blue's WAL position",
+            first_interval=LAG_POLL_INTERVAL_S,
+            max_interval=LAG_POLL_INTERVAL_S,
+            backoff=1.0,
+        )
+    lag = behind()
+    waited = time.monotonic() - started
+    if lag is None:
+        observed = "not measurable: no running worker and no slot on blue to read"
+    elif lag == 0:
+        observed = f"caught up in {waited:.1f} s"
+    else:
+        observed = f"{lag} bytes of blue's WAL not on green after {waited:.1f} s"
+    return Check(
+        name="replication-lag",
+        side="both",
+        passed=lag == 0,
+        observed=observed,
+        expected=f"green reaches blue's current WAL position within {lag_grace_s:g} s",
+        severity=WARNING if lag is None else BLOCKER,
+        why=WHY_LAG,
+        fix="Wait for green to catch up (reduce the write load on blue, look for locks or "
+        "errors holding green's apply worker), then validate again.",
+    )
+
+
+def _positions(on_blue: Session, on_green: Session) -> list[int | None]:
+    """How far into blue's WAL each subscription got: received by its worker, else as
+    confirmed by its slot on blue (None when neither is known)."""
+    subscriptions = read_subscriptions(on_green)
+    confirmed: dict[str, int] | None = None
+    positions: list[int | None] = []
+    for s in subscriptions:
+        if s.worker is not None and s.received is not None:
+            positions.append(s.received)
+            continue
+        if confirmed is None:
+            rows = on_blue.rows(CONFIRMED_BY_SLOT, doing="reading replication slots")
+            confirmed = {name: parse_lsn(lsn) for name, lsn in rows}
+        positions.append(confirmed.get(s.slot or ""))
+    return positions
+
+
+def _wait_healthy(on_green: Session, grace_s: float) -> list[Subscription]:
+    """The subscriptions, once all are healthy or the grace is over."""
+    subscriptions = read_subscriptions(on_green)
+    if all(s.is_healthy for s in subscriptions):
+        return subscriptions
+    with contextlib.suppress(WaitTimedOut):
+        return poll_until(
+            lambda: read_subscriptions(on_green),
+            lambda seen: all(s.is_healthy for s in seen),
+            timeout=grace_s,
+            what="green's subscriptions to apply",
+            first_interval=LAG_POLL_INTERVAL_S,
+            max_interval=LAG_POLL_INTERVAL_S,
+            backoff=1.0,
+        ).last
+    return read_subscriptions(on_green)
+
+
+def parse_lsn(text: str) -> int:
+    """'16/B374D848' -> bytes."""
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def _not_visible(side: str, reason: str) -> Check:
+    return Check(
+        name="replication-health",
+        side=side,
+        passed=False,
+        observed=reason,
+        expected="green's subscription visible, enabled and applying",
+        severity=WARNING,
+        why=WHY_HEALTH + " Where green does not show it (Aurora keeps it internal), the "
+        "deployment's status and the row counts are the evidence.",
+        fix="Check the deployment's status in the RDS console; nothing to do if it is AVAILABLE.",
+    )
