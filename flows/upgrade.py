@@ -99,12 +99,25 @@ def _ask(title: str, description: str, timeout: int) -> Approval:
             poll_interval=APPROVAL_POLL_SECONDS,
         )
     except FlowPauseTimeout:
+        _running_again()
         raise Rejected(f"nobody answered '{title}' within {timeout} s") from None
     if answer.decision != "approve":
         comment = f": {answer.comment}" if answer.comment else ""
         raise Rejected(f"'{title}' was rejected{comment}")
     logger.info("Approved: %s%s", title, f" ({answer.comment})" if answer.comment else "")
     return answer
+
+
+def _running_again() -> None:
+    """After a pause timed out the API still holds the run as Paused, and it answers any
+    later state with its own "never resumed" failure: the way out would run in a paused
+    run and the final state would lose its reason. Set the run Running again (forced:
+    a timed-out pause can no longer be resumed)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.get_id(), Running(), force=True)
 
 
 class Upgrade:
