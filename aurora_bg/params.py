@@ -46,6 +46,42 @@ class ValidationSettings(BaseModel):
         title="Tables",
         description="Tables to compare (schema.table); empty means every table of the schemas.",
     )
+    checks_file: Path | None = Field(
+        None,
+        title="Checks file",
+        description="YAML file of your own read-only checks, run next to the built-in ones "
+        "(see deployments/checks.example.yaml). Preflight refuses a file that does not parse, "
+        "has unknown keys, or whose SQL does not plan on blue or would write.",
+    )
+    exact_count_limit: int = Field(
+        100_000,
+        ge=0,
+        title="Exact count limit (rows)",
+        description="Tables whose planner estimate reaches this many rows are compared by "
+        "estimate (marked as such) instead of count(*).",
+    )
+    lag_grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        title="Replication grace (s)",
+        description="How long green may take to catch up with blue (WAL position, row "
+        "counts) before a difference is a blocker.",
+    )
+    long_transaction_seconds: float = Field(
+        60.0,
+        ge=1,
+        title="Long transaction on blue (s)",
+        description="A transaction open on blue for longer blocks the switchover if it has "
+        "written, warns if it only reads.",
+    )
+    statement_timeout_ms: int = Field(
+        15_000,
+        ge=100,
+        le=3_600_000,
+        title="Statement timeout (ms)",
+        description="Bound on every validation statement, on green and on blue.",
+    )
 
 
 class TerraformSettings(BaseModel):

@@ -64,6 +64,9 @@ pre_switchover_checks = task(name="pre-switchover-checks", **task_options())(
 post_switchover_checks = task(name="post-switchover-checks", **task_options())(
     green_checks.post_switchover_checks
 )
+advance_sequences = task(name="advance-sequences", **task_options())(
+    green_checks.advance_sequences_after_switchover
+)
 prove_managed_password = task(name="prove-password", **task_options())(
     green_checks.prove_managed_password
 )
@@ -189,11 +192,11 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
 
     report = run.phase("validate green (read-only)", validate_green, p, run.deployment_id)
     run.table("green-validation", report.table(), report.summary())
-    if not report.passed:
-        raise PreconditionFailed(f"green validation: {report.summary()}")
+    run.markdown("green-validation-summary", report.markdown(), report.summary())
+    green_checks.stop_on_blockers("green validation", report)
     _ask(
         "green validated",
-        f"**Green validated** for `{run.cluster}`: {report.summary()}\n\n"
+        f"**Green validated** for `{run.cluster}`.\n\n{green_checks.pause_note(report)}\n\n"
         "Test your applications against the green endpoints now, read-only: writes on green "
         "conflict with replication from blue. Approve to continue to the pre-switchover checks, "
         "reject to delete green and put everything back.",
@@ -202,16 +205,16 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
 
     checks = run.phase("pre-switchover checks", pre_switchover_checks, p, run.deployment_id)
     run.table("pre-switchover", checks.table(), checks.summary())
-    if not checks.passed:
-        raise PreconditionFailed(f"pre-switchover checks: {checks.summary()}")
+    run.markdown("pre-switchover-summary", checks.markdown(), checks.summary())
+    green_checks.stop_on_blockers("pre-switchover checks", checks)
     cluster = describe_cluster(run.cluster)
     original_endpoint = {"host": cluster["Endpoint"], "port": cluster["Port"]}
     _ask(
         "approve switchover",
-        f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}: "
-        f"{checks.summary()}\n\nThe switchover drops connections once; it times out after "
-        f"{p.switchover_timeout_seconds} s, in which case AWS rolls back. After it completes "
-        "there is no automatic way back.\n\n"
+        f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}.\n\n"
+        f"{green_checks.pause_note(checks)}\n\nThe switchover drops connections once; it "
+        f"times out after {p.switchover_timeout_seconds} s, in which case AWS rolls back. "
+        "After it completes there is no automatic way back.\n\n"
         + approval_note(
             p.switchover_window, p.outside_window, p.approval_timeout_seconds, utc_now()
         ),
@@ -263,6 +266,15 @@ def after_switchover(run: Upgrade, original_endpoint: dict[str, Any] | None) -> 
         cluster["MasterUsername"],
     )
     run.table("post-switchover", checks.table(), checks.summary())
+    advanced = run.phase(
+        "advance sequences",
+        advance_sequences,
+        p,
+        green_checks.Endpoint(endpoint["host"], int(endpoint["port"])),
+        cluster["MasterUsername"],
+    )
+    rows = advanced.facts.get("rows") or [{"sequence": "-", "action": advanced.reason}]
+    run.table("sequences", rows, advanced.reason)
 
     back = run.phase("password back into Secrets Manager", put_password_back, run.cluster)
     version = run.phase(
@@ -394,6 +406,9 @@ def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any]:
             switch_over(run)
         except SwitchoverFailed as error:
             finish(run, f"Switchover failed, AWS rolled back; the deployment is left: {error}")
+            raise
+        except green_checks.SwitchoverBlocked as error:
+            finish(run, f"Stopped before the switchover; the deployment is left: {error}")
             raise
         except BaseException as error:
             reason = _sentence(error)

@@ -107,9 +107,9 @@ class ValidationReport:
         ]
 
     def blocking_message(self) -> str:
-        """One paragraph for an error: every blocker with its fix."""
+        """One line for an error: every blocker with its fix."""
         parts = [f"{c.describe()}; fix: {c.fix or 'see the artifact'}" for c in self.blockers]
-        return f"{_count(self.blockers, 'blocker')}: " + " | ".join(parts)
+        return " ".join(f"{_count(self.blockers, 'blocker')}: {' | '.join(parts)}".split())
 
 
 @dataclass(frozen=True)

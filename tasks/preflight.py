@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from aurora_bg.errors import AuroraBGError
 from aurora_bg.params import UpgradeParameters
 from tasks.aws import call, client, is_not_found
-from tasks.password import held_password_exists, held_secret_name
+from tasks.checks_file import problems_with_checks_file
+from tasks.password import current_password, held_password_exists, held_secret_name
+from tasks.pg_session import Endpoint
 from tasks.rds_state import (
     deployment_named,
     deployments_of_source,
@@ -161,7 +164,38 @@ def run_preflight(params: UpgradeParameters, rds: Any = None, sm: Any = None) ->
     if situation == AFTER_SWITCHOVER:
         return Preflight(situation, checks, facts)
     checks += _source_checks(params, cluster, rds, sm)
+    checks += _checks_file_check(params, cluster, rds, sm)
     return Preflight(situation, checks, facts)
+
+
+def _checks_file_check(
+    params: UpgradeParameters, cluster: dict[str, Any], rds: Any, sm: Any
+) -> list[Check]:
+    """The operator's checks file parses, has known keys only, and each query plans on
+    blue (EXPLAIN in a read-only session, never run) without writing."""
+    path = params.validation.checks_file
+    if path is None:
+        return []
+    try:
+        password = current_password(params.cluster_identifier, rds, sm)
+    except AuroraBGError as error:
+        problems = [f"the master password to try its SQL with cannot be read: {error}"]
+    else:
+        problems = problems_with_checks_file(
+            path,
+            Endpoint(cluster["Endpoint"], int(cluster["Port"])),
+            cluster["MasterUsername"],
+            password,
+            params.validation.database,
+        )
+    return [
+        Check(
+            "validation checks file",
+            not problems,
+            "; ".join(problems) or f"{path}: every check plans on blue, read-only",
+            "correct the checks file (see deployments/checks.example.yaml), then rerun",
+        )
+    ]
 
 
 def _source_checks(
