@@ -79,16 +79,19 @@ def _family(major: int) -> str:
 
 
 def _group_family(kind: str, name: str, rds: Any) -> str | None:
+    """The group's family; None when it does not exist (a NotFound fault or, as moto
+    answers for instance groups, an empty list)."""
     try:
         if kind == "cluster":
             groups = rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName=name)
-            return groups["DBClusterParameterGroups"][0]["DBParameterGroupFamily"]
-        groups = rds.describe_db_parameter_groups(DBParameterGroupName=name)
-        return groups["DBParameterGroups"][0]["DBParameterGroupFamily"]
+            found = groups["DBClusterParameterGroups"]
+        else:
+            found = rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]
     except Exception as error:
         if is_not_found(error):
             return None
         raise
+    return found[0]["DBParameterGroupFamily"] if found else None
 
 
 def _logical_replication_on(group: str, rds: Any) -> bool:

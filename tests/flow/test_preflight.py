@@ -1,0 +1,70 @@
+"""A failed preflight stops the run before anything changes, and says which check failed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.flow.flowtools import CLUSTER_ID, artifacts_of, lab_parameters, run_flow, table_rows
+from tests.labtools import RunningLab
+
+BLUE_CLUSTER_GROUP = "test-aurora-postgresql15-cluster"
+
+
+def turn_logical_replication_off(lab: RunningLab) -> dict[str, Any]:
+    lab.rds.modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName=BLUE_CLUSTER_GROUP,
+        Parameters=[
+            {
+                "ParameterName": "rds.logical_replication",
+                "ParameterValue": "0",
+                "ApplyMethod": "pending-reboot",
+            }
+        ],
+    )
+    return {}
+
+
+def nothing(lab: RunningLab) -> dict[str, Any]:
+    return {}
+
+
+CASES: dict[str, tuple[Callable[[RunningLab], Any], dict[str, Any], str]] = {
+    "logical-replication-off": (turn_logical_replication_off, {}, "logical replication on"),
+    "wrong-family": (
+        nothing,
+        {"target_cluster_parameter_group": BLUE_CLUSTER_GROUP},
+        "target cluster parameter group",
+    ),
+    "missing-group": (
+        nothing,
+        {"target_instance_parameter_group": "no-such-instance-group"},
+        "target instance parameter group",
+    ),
+    "same-version": (nothing, {"target_engine_version": "15.4"}, "target version is newer"),
+    "older-version": (nothing, {"target_engine_version": "15.2"}, "target version is newer"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_failed_preflight_check_stops_the_run_before_any_change(
+    lab: RunningLab, case: str
+) -> None:
+    arrange, overrides, failed_check = CASES[case]
+    arrange(lab)
+    secret_arn = lab.cluster()["MasterUserSecret"]["SecretArn"]
+    started = time.time()
+
+    run = run_flow(lab_parameters(lab, **overrides))
+
+    assert run.state.is_failed(), run.state
+    assert failed_check in run.state.message
+    assert "\n" not in run.state.message
+    assert lab.mutating_calls(since=started) == []
+    rows = {r["check"]: r for r in table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-preflight"])}
+    assert rows[failed_check]["result"] == "FAIL"
+    assert rows[failed_check]["fix"]
+    assert lab.cluster()["MasterUserSecret"]["SecretArn"] == secret_arn
