@@ -5,6 +5,7 @@ are advanced right after the switchover."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from prefect.input.run_input import keyset_from_paused_state, read_flow_run_inpu
 from lab.postgres import PgServer, connect_admin
 from tests.flow.flowtools import (
     CLUSTER_ID,
+    HELD_SECRET,
     artifacts_of,
     calls_named,
     deployments,
@@ -171,7 +173,8 @@ def test_sequences_are_advanced_after_the_switchover_so_the_next_insert_does_not
 
     with flow_in_thread(params) as run:
         run.answer("approve")
-        run.wait_paused()
+        approve_switchover = pause_description(run)
+        password = json.loads(lab.sm.get_secret_value(SecretId=HELD_SECRET)["SecretString"])
         for _ in range(5):  # the applications keep writing on blue until the switchover
             admin_execute(
                 lab,
@@ -185,6 +188,11 @@ def test_sequences_are_advanced_after_the_switchover_so_the_next_insert_does_not
         undo.stop.set()
 
     assert state.is_completed(), state.message
+    # the switchover approval lists the warnings with their why and fix, never the password
+    assert "**Warnings**" in approve_switchover
+    assert "- **replica-identity** (blue)" in approve_switchover
+    assert "Fix: " in approve_switchover
+    assert password["password"] not in approve_switchover
     assert undo.undone, "the lab did not copy the sequence: nothing to undo"
     rows = table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-sequences"])
     orders = next(r for r in rows if r["sequence"] == "public.orders_order_id_seq")
