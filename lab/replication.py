@@ -50,6 +50,9 @@ def start_replication(blue: PgServer, green: PgServer, dbname: str = "app") -> N
         copy_roles(blue, green)
         if not _has_user_tables(green, dbname):
             _copy_schema(blue, green, dbname)
+            # Aurora's green is a clone of blue's storage: it starts with blue's
+            # sequence values, and from then on replication does not move them.
+            copy_sequence_values(blue, green, dbname)
         _create_subscription(blue, green, dbname)
     block_writes(green)
 
@@ -118,12 +121,11 @@ def unblock_writes(server: PgServer) -> None:
 def finish_switchover(blue: PgServer, green: PgServer, dbname: str = "app") -> None:
     """Green becomes the writable primary; blue stays read-only. Idempotent.
 
-    Sequences get blue's values (logical replication does not carry them), the
-    subscription and its slot go, and every client connection on both servers
-    is cut, as AWS drops them at switchover.
+    The subscription and its slot go, and every client connection on both
+    servers is cut, as AWS drops them at switchover. Sequences keep the values
+    green had: AWS does not carry them over, so advancing them is the upgrade
+    flow's job, as it is on Aurora.
     """
-    if _subscription(green, dbname) is not None:
-        copy_sequence_values(blue, green, dbname)
     drop_subscription(blue, green, dbname)
     block_writes(blue)
     unblock_writes(green)

@@ -415,3 +415,37 @@ def _process_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_green_starts_with_blue_sequence_values_and_the_switchover_does_not_move_them(
+    tmp_path,
+) -> None:
+    """Aurora's green is a clone (blue's sequence values at creation); replication
+    and the switchover leave sequences where they were."""
+    blue = create_server("blue", default_bindir("blue"), tmp_path)
+    green = create_server("green", default_bindir("green"), tmp_path)
+    try:
+        blue.start()
+        green.start()
+        seed_demo_schema(blue, "app")
+
+        def last_value(server: PgServer) -> int:
+            with psycopg.connect(server.admin_conninfo("app")) as conn:
+                return conn.execute(
+                    "SELECT last_value FROM pg_sequences WHERE sequencename = 'orders_order_id_seq'"
+                ).fetchone()[0]
+
+        start_replication(blue, green)
+        at_creation = last_value(blue)
+        assert last_value(green) == at_creation
+        with psycopg.connect(blue.admin_conninfo("app"), autocommit=True) as conn:
+            conn.execute("INSERT INTO orders (customer_id, sku, quantity) VALUES (1, 'SKU-001', 1)")
+        assert _wait_until(lambda: initial_sync_done(green))
+        block_writes(blue)
+        assert _wait_until(lambda: is_caught_up(blue, green))
+        finish_switchover(blue, green)
+        assert last_value(blue) == at_creation + 1
+        assert last_value(green) == at_creation
+    finally:
+        blue.stop()
+        green.stop()
