@@ -44,9 +44,17 @@ CASES: dict[str, tuple[Callable[[RunningLab], Any], dict[str, Any], str]] = {
         {"target_instance_parameter_group": "no-such-instance-group"},
         "target instance parameter group",
     ),
-    "same-version": (nothing, {"target_engine_version": "15.4"}, "target version is newer"),
-    "older-version": (nothing, {"target_engine_version": "15.2"}, "target version is newer"),
 }
+
+
+def assert_stopped_before_any_change(lab: RunningLab, run: Any, started: float, check: str) -> None:
+    assert run.state.is_failed(), run.state
+    assert check in run.state.message
+    assert "\n" not in run.state.message
+    assert lab.mutating_calls(since=started) == []
+    rows = {r["check"]: r for r in table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-preflight"])}
+    assert rows[check]["result"] == "FAIL"
+    assert rows[check]["fix"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -60,11 +68,16 @@ def test_a_failed_preflight_check_stops_the_run_before_any_change(
 
     run = run_flow(lab_parameters(lab, **overrides))
 
-    assert run.state.is_failed(), run.state
-    assert failed_check in run.state.message
-    assert "\n" not in run.state.message
-    assert lab.mutating_calls(since=started) == []
-    rows = {r["check"]: r for r in table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-preflight"])}
-    assert rows[failed_check]["result"] == "FAIL"
-    assert rows[failed_check]["fix"]
+    assert_stopped_before_any_change(lab, run, started, failed_check)
     assert lab.cluster()["MasterUserSecret"]["SecretArn"] == secret_arn
+
+
+def test_a_target_version_not_newer_than_blue_stops_the_run_before_any_change(
+    lab: RunningLab,
+) -> None:
+    for version in ("15.4", "15.2"):
+        started = time.time()
+
+        run = run_flow(lab_parameters(lab, target_engine_version=version))
+
+        assert_stopped_before_any_change(lab, run, started, "target version is newer")
