@@ -105,6 +105,30 @@ def run(
         raise AuroraBGError(summary["message"] or f"the run ended {summary['state']}")
 
 
+@app.command("deploy")
+def deploy(
+    environment: Path = typer.Option(
+        ...,
+        "--environment",
+        help="Environment file (deployments/<name>.yaml): flow parameters + optional schedule.",
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Check the file and show what would be registered; register nothing."
+    ),
+) -> None:
+    """Register prefect.yaml's deployments (upgrade, maintenance-window) with an environment.
+
+    The file is checked first (parameters, time zones, cron); a wrong file ends
+    with one line and registers nothing. Needs PREFECT_API_URL.
+    """
+    from aurora_bg.deploy import load_environment, register, render, summary
+
+    loaded = load_environment(environment)
+    lines = summary(render(loaded)) if check else register(loaded)
+    for line in lines:
+        typer.echo(line)
+
+
 @app.command("approve")
 def approve(
     run_id: str = typer.Argument(..., help="The paused flow run's id."),

@@ -107,7 +107,7 @@ class TerraformSettings(BaseModel):
 class SwitchoverWindow(BaseModel):
     """When the switchover may start: on some weekdays, between two local times."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="Switchover window")
 
     days: list[Weekday] = Field(
         default_factory=lambda: list(WEEKDAYS),
@@ -202,8 +202,10 @@ class UpgradeParameters(BaseModel):
     )
     delete_old_blue: bool = Field(True, title="Delete the old blue cluster after switchover")
     final_snapshot: bool = Field(True, title="Final snapshot of the old blue cluster")
-    validation: ValidationSettings = Field(default_factory=ValidationSettings)
-    terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings, title="Green validation (read-only)"
+    )
+    terraform: TerraformSettings = Field(default_factory=TerraformSettings, title="Terraform")
 
     @field_validator("cluster_identifier")
     @classmethod

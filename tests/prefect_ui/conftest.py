@@ -1,0 +1,103 @@
+"""Fixtures: a real Prefect server (SQLite in a temporary PREFECT_HOME), the project's
+deployments registered on it by `aurora-bg deploy`, and per test a fresh lab with a
+process worker whose environment points at it. Everything started is stopped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+# No internet here: Prefect's telemetry would otherwise hang the server's shutdown.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+from tests.labtools import RunningLab, running_lab  # noqa: E402
+from tests.prefect_ui.operate import (  # noqa: E402
+    REPO,
+    Worker,
+    lab_parameter_data,
+    run_cli,
+    stop_tree,
+)
+
+ENVIRONMENT_SCHEDULE = {"cron": "30 2 * * 0", "timezone": "Asia/Tokyo"}  # Sundays 02:30
+SCREENSHOTS = REPO / "test-output"
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    ui_url: str
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """`prefect server start --host 127.0.0.1 --port <free>`, this process's client pointed at
+    it for the session; stopped (with everything it started) at the end."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from lab import prefect_server as starter
+
+    started = starter.start(tmp_path_factory.mktemp("prefect-server"))
+    server = PrefectServer(started["api_url"], started["ui_url"], started["pid"])
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        survivors = stop_tree(server.pid)
+        assert not survivors, f"the Prefect server left processes behind: {survivors}"
+
+
+@pytest.fixture(scope="session")
+def environment_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lab's environment file (no Terraform phase) with a schedule of its own."""
+    path = tmp_path_factory.mktemp("environment") / "lab-ui.yaml"
+    path.write_text(yaml.safe_dump({**lab_parameter_data(), "schedule": ENVIRONMENT_SCHEDULE}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def deployed(prefect_server: PrefectServer, environment_file: Path) -> str:
+    """`aurora-bg deploy --environment FILE` against the server; returns what it printed."""
+    done = run_cli(
+        "deploy",
+        "--environment",
+        str(environment_file),
+        env={"PREFECT_API_URL": prefect_server.api_url},
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout
+
+
+@pytest.fixture
+def start_operated_lab(
+    prefect_server: PrefectServer, deployed: str, tmp_path: Path
+) -> Iterator[Callable[[], tuple[RunningLab, Worker]]]:
+    """`lab, worker = start_operated_lab()`: a fresh lab and a process worker whose
+    environment points at it; both stop when the test ends, even on failure."""
+    with ExitStack() as stack:
+
+        def start() -> tuple[RunningLab, Worker]:
+            lab = stack.enter_context(running_lab(tmp_path / "lab"))
+            worker = Worker(prefect_server.api_url, lab, tmp_path / "worker")
+            stack.callback(worker.stop)
+            return lab, worker
+
+        yield start
+
+
+@pytest.fixture
+def aws_env_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[RunningLab], None]:
+    """Point this process's AWS environment (what the flow's tasks read) at a lab."""
+
+    def point(lab: RunningLab) -> None:
+        for name, value in lab.env.items():
+            monkeypatch.setenv(name, value)
+
+    return point
