@@ -5,9 +5,11 @@ process worker whose environment points at it. Everything started is stopped."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,52 @@ def aws_env_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[RunningLab], None]:
             monkeypatch.setenv(name, value)
 
     return point
+
+
+@dataclass
+class Webhook:
+    """An HTTP listener on 127.0.0.1 that keeps the body of every POST."""
+
+    url: str
+    received: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def paused_run_notifications(prefect_server: PrefectServer) -> Iterator[Webhook]:
+    """deployments/notify-paused.example.yaml installed on the server, its notification
+    going through a custom-webhook block to a listener of this test; removed at the end."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            received.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    listener = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=listener.serve_forever, daemon=True)
+    thread.start()
+    hook = Webhook(f"http://127.0.0.1:{listener.server_address[1]}/paused", received)
+    block = CustomWebhookNotificationBlock(
+        name="aurora-bg-paused", url=hook.url, json_data={"text": "{{subject}}\n{{body}}"}
+    )
+    block_id = block.save("aurora-bg-paused-test", overwrite=True)
+    spec = yaml.safe_load((REPO / "deployments" / "notify-paused.example.yaml").read_text())
+    spec["actions"][0]["block_document_id"] = str(block_id)
+    with get_client(sync_client=True) as client:
+        automation_id = client.create_automation(AutomationCore.model_validate(spec))
+    try:
+        yield hook
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_automation(automation_id)
+        listener.shutdown()
+        listener.server_close()
+        thread.join(timeout=5)

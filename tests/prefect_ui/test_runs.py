@@ -12,7 +12,8 @@ from prefect.client.schemas.objects import StateType
 
 from aurora_bg.params import WEEKDAYS, UpgradeParameters
 from tasks import blue_green, password
-from tests.labtools import CLUSTER_ID, SOURCE_VERSION, TARGET_VERSION, RunningLab
+from tests.labtools import CLUSTER_ID, SOURCE_VERSION, TARGET_VERSION, RunningLab, wait_for
+from tests.prefect_ui.conftest import Webhook
 from tests.prefect_ui.operate import (
     Worker,
     answer,
@@ -51,6 +52,7 @@ def closed_window(**fields: str) -> dict:
 
 def test_a_run_from_the_deployment_pauses_twice_is_resumed_through_the_api_and_completes(
     start_operated_lab: Callable[[], tuple[RunningLab, Worker]],
+    paused_run_notifications: Webhook,
 ):
     lab, worker = start_operated_lab()
     run_id = start_run("upgrade", form())
@@ -74,6 +76,13 @@ def test_a_run_from_the_deployment_pauses_twice_is_resumed_through_the_api_and_c
     assert f"Upgraded {CLUSTER_ID} to {TARGET_VERSION}." in artifact_text(
         f"{CLUSTER_ID}-report", run_id
     )
+
+    # The optional automation told someone at each pause, with the way to answer.
+    def notified() -> list[str]:
+        return [text for text in paused_run_notifications.received if str(run_id) in text]
+
+    messages = wait_for(lambda: len(notified()) >= 2 and notified(), 30, what="two notifications")
+    assert all(f"Approval needed: {run.name}" in text for text in messages)
 
 
 def test_an_approval_outside_the_switchover_window_takes_the_way_out_without_a_switchover(
