@@ -6,14 +6,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
 # No internet here: Prefect's telemetry would otherwise hang the server's shutdown.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
-from tests.labtools import RunningLab, running_lab  # noqa: E402
+from tests.flow.flowtools import LabSupply  # noqa: E402
+from tests.labtools import RunningLab  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lab_supply(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSupply]:
+    """Fresh labs; the first one starts while the Prefect server does."""
+    supply = LabSupply(tmp_path_factory.mktemp("labs"))
+    supply.prepare()
+    yield supply
+    supply.close()
 
 
 @pytest.fixture(scope="session")
@@ -28,14 +37,14 @@ def prefect_api() -> Iterator[str]:
 
 @pytest.fixture
 def start_lab(
-    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab_supply: LabSupply, prefect_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., RunningLab]]:
     """`start_lab(instances=2)`: a fresh lab for this test, the process's AWS environment
     (what the flow reads) pointed at it; it stops when the test ends."""
     with ExitStack() as stack:
 
         def start(instances: int = 1) -> RunningLab:
-            lab = stack.enter_context(running_lab(tmp_path / "lab", instances))
+            lab = stack.enter_context(lab_supply.lab(instances))
             for name, value in lab.env.items():
                 monkeypatch.setenv(name, value)
             return lab

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.flow_runs import resume_flow_run
 
 from aurora_bg.params import UpgradeParameters
-from tests.labtools import RunningLab, wait_for
+from lab import control
+from tests.labtools import RunningLab, assert_nothing_running, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_PARAMETERS_FILE = REPO / "deployments" / "lab.yaml"
@@ -84,6 +86,58 @@ def write_parameters_file(lab: RunningLab, path: Path) -> Path:
     """The lab's parameters as a YAML file for `aurora-bg run --params-file`."""
     path.write_text(yaml.safe_dump(lab_parameter_data(lab)))
     return path
+
+
+# --- labs ---------------------------------------------------------------------------
+
+
+class LabSupply:
+    """Fresh labs, the next one-instance lab starting in the background while a test runs.
+
+    Every test still gets a lab nobody used, and stops it when it ends; it only does not
+    wait the seconds the lab takes to start. The same checks as `running_lab` apply:
+    after `lab down`, nothing the lab started may still run.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._count = 0
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="lab-supply")
+        self._next: Future[dict[str, Any]] | None = None
+
+    def _new_dir(self) -> Path:
+        self._count += 1
+        return self._root / f"lab-{self._count}"
+
+    def prepare(self) -> None:
+        """Start the next one-instance lab in the background (if none is on its way)."""
+        if self._next is None:
+            self._next = self._starter.submit(control.up, self._new_dir(), 1, 0.0)
+
+    @contextmanager
+    def lab(self, instances: int = 1) -> Iterator[RunningLab]:
+        """A fresh lab for the duration of the block; stopped (and checked) on exit."""
+        if instances == 1 and self._next is not None:
+            pending, self._next = self._next, None
+            info = pending.result()
+        else:
+            info = control.up(self._new_dir(), instances, 0.0)
+        lab_dir = Path(info["lab_dir"])
+        try:
+            assert not info.get("already_running"), f"a lab already runs in {lab_dir}"
+            self.prepare()
+            yield RunningLab(info=info, dir=lab_dir)
+        finally:
+            control.down(lab_dir)
+            assert_nothing_running(lab_dir)
+
+    def close(self) -> None:
+        """Stop the lab started for a test that never came."""
+        pending, self._next = self._next, None
+        if pending is not None:
+            with suppress(Exception):
+                control.down(Path(pending.result()["lab_dir"]))
+        self._starter.shutdown(wait=True)
 
 
 # --- the flow in a thread ----------------------------------------------------------
