@@ -1,11 +1,12 @@
 """After the switchover the new cluster's sequences are advanced to the old blue's last
 values, so that the next insert does not collide. The pair here is switched over the way
-Aurora does it: logical replication never carried the sequences, and nothing copied them
-(the lab's own switchover copies them, which would hide a missing step)."""
+Aurora does it: green started with blue's sequence values when it was created, and
+logical replication never moved them while blue kept inserting."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -36,8 +37,18 @@ def switched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             )
         for _ in range(3):
             admin_execute(pair.blue, "SELECT nextval('countdown')")
+        for _ in range(5):  # applications keep inserting on blue after green was created
+            admin_execute(pair.blue, NEW_ORDER)
+        wait_for_rows_on_green(pair, 205)
         switch_over_without_sequences(pair)
         yield pair
+
+
+def wait_for_rows_on_green(pair: Pair, order_id: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while admin_execute(pair.green, "SELECT max(order_id) FROM orders") != order_id:
+        assert time.monotonic() < deadline, "the orders did not replicate to green"
+        time.sleep(0.1)
 
 
 def advance(pair: Pair):  # noqa: ANN201
@@ -69,7 +80,7 @@ def insert_order(pair: Pair) -> int:
 
 def test_insert_collides_until_sequences_are_advanced_and_then_does_not(switched: Pair) -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
-        insert_order(switched)  # the new cluster's sequence starts over at 1
+        insert_order(switched)  # green's sequence is still where it was at creation: 200
 
     result = advance(switched)
 
@@ -78,12 +89,12 @@ def test_insert_collides_until_sequences_are_advanced_and_then_does_not(switched
     orders = next(r for r in result.facts["rows"] if r["sequence"] == "public.orders_order_id_seq")
     assert orders == {
         "sequence": "public.orders_order_id_seq",
-        "old blue": "200",
-        "new cluster before": "1",
-        "new cluster after": "200",
+        "old blue": "205",
+        "new cluster before": "201",  # 200 at creation, +1 for the insert that collided
+        "new cluster after": "205",
         "action": "advanced",
     }
-    assert insert_order(switched) == 201
+    assert insert_order(switched) == 206
 
 
 def test_descending_sequence_is_advanced_downwards(switched: Pair) -> None:
@@ -91,13 +102,13 @@ def test_descending_sequence_is_advanced_downwards(switched: Pair) -> None:
 
 
 def test_second_run_changes_nothing_and_never_moves_a_sequence_back(switched: Pair) -> None:
-    insert_order(switched)  # 202: ahead of blue's 200
+    insert_order(switched)  # 207: ahead of blue's 205
 
     result = advance(switched)
 
     assert result.action == "already-done"
     assert result.reason == "All 2 sequences of the new cluster are at or past blue's last values."
-    assert insert_order(switched) == 203
+    assert insert_order(switched) == 208
 
 
 def test_sequence_missing_on_the_new_cluster_is_reported_not_created(switched: Pair) -> None:

@@ -39,8 +39,8 @@ from tests.checks_lab import (
 DEMO_TABLES = ["public.audit_log", "public.customers", "public.orders", "public.products"]
 TABLE_KEYS = {"name", "side", "result", "observed", "expected", "severity", "why"}
 # The demo schema's audit_log has no primary key (INSERTs replicate, UPDATE/DELETE would
-# fail on blue) and the lab copies green's schema without sequence values: both warn.
-DEMO_WARNINGS = ["sequences", "replica-identity"]
+# fail on blue): it warns. Green starts with blue's sequence values, as an Aurora clone.
+DEMO_WARNINGS = ["replica-identity"]
 BUILT_IN_CHECKS = [
     "server-version",
     "read-only",
@@ -101,7 +101,7 @@ def test_freshly_replicated_green_has_no_blocker_and_only_the_demo_schemas_warni
     for table in DEMO_TABLES:
         assert f"table-exists {table}" in names
         assert f"row-count {table}" in names
-    assert report.summary().startswith("No blockers; 2 warnings: sequences (")
+    assert report.summary().startswith("No blockers; 1 warning: replica-identity (")
 
 
 def test_every_check_explains_why_it_matters_in_one_line(pair: Pair) -> None:
