@@ -166,7 +166,6 @@ class FlowInThread:
             self.error = error
 
     def start(self) -> FlowInThread:
-        self.started_at = time.time()
         self._thread.start()
         return self
 
@@ -267,11 +266,6 @@ def flow_run_tagged(tag: str) -> FlowRun | None:
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]))
         )
     return runs[0] if runs else None
-
-
-def read_flow_run(flow_run_id: uuid.UUID | str) -> FlowRun:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(uuid.UUID(str(flow_run_id)))
 
 
 # --- what a run left in the API ------------------------------------------------------
