@@ -149,7 +149,7 @@ def up(
     lab_dir: Path, instances: int = 1, provisioning_delay: float = 0.0, port: int = 0
 ) -> dict[str, Any]:
     """Start the lab, or say it is running. Raises LabError with one line on failure."""
-    from lab import postgres
+    from lab import postgres, terraform_cli
     from lab.terraform_dir import write_terraform_dir
     from lab.topology import create_topology
 
@@ -208,6 +208,9 @@ def up(
                 lab_dir / "terraform", clients["rds"], clients["ssm"], clients["ec2"]
             )
         )
+        # The Terraform core the lab's state was written for, as one executable for
+        # python-terraform: deployments/lab.yaml points at .lab/bin/terraform.
+        info["terraform_bin"] = str(terraform_cli.write_executable(lab_dir / "bin"))
         info["versions"] = {name: server.major for name, server in servers.items()}
         info["startup_seconds"] = round(time.monotonic() - began, 2)
         write_lab(lab_dir, info)
