@@ -183,11 +183,27 @@ def wait_ended(run_id: uuid.UUID, worker: Worker | None = None) -> FlowRun:
 
 
 def flow_logs(run_id: uuid.UUID) -> list[str]:
+    """Every log message of the run so far, all pages of them."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    page_size, messages = 200, []
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-    return [log.message for log in logs]
+        while True:
+            page = client.read_logs(log_filter=log_filter, limit=page_size, offset=len(messages))
+            messages += [log.message for log in page]
+            if len(page) < page_size:
+                return messages
+
+
+def wait_for_log(run_id: uuid.UUID, text: str, timeout: float = 30) -> list[str]:
+    """The run's messages once one of them contains `text` (runs ship logs in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = flow_logs(run_id)
+        if any(text in message for message in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
 
 
 def artifact_text(key: str, run_id: uuid.UUID) -> str:

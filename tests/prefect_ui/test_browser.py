@@ -20,8 +20,8 @@ from tests.prefect_ui.conftest import SCREENSHOTS, PrefectServer
 from tests.prefect_ui.operate import (
     FLOW,
     Worker,
-    flow_logs,
     wait_ended,
+    wait_for_log,
     wait_paused,
 )
 
@@ -119,7 +119,8 @@ def test_the_ui_starts_the_upgrade_from_its_form_and_resumes_it_from_the_approva
 
     # The page's answer resumed the run: it reaches the second pause with that comment.
     wait_paused(run_id, 2, worker)
-    assert "Approved: green validated (approved in the browser)" in flow_logs(run_id)
+    approved = "Approved: green validated (approved in the browser)"
+    assert approved in wait_for_log(run_id, approved)
 
     # Second pause: reject in the page; the run takes the way out.
     shown = resume_in_the_page(

@@ -18,12 +18,12 @@ from tests.prefect_ui.operate import (
     Worker,
     answer,
     artifact_text,
-    flow_logs,
     form,
     lab_parameter_data,
     pause_description,
     start_run,
     wait_ended,
+    wait_for_log,
     wait_paused,
 )
 
@@ -71,7 +71,7 @@ def test_a_run_from_the_deployment_pauses_twice_is_resumed_through_the_api_and_c
     assert run.state.type == StateType.COMPLETED, run.state.message
     assert lab.cluster()["EngineVersion"] == TARGET_VERSION
     assert actions(lab).count("SwitchoverBlueGreenDeployment") == 1
-    logs = flow_logs(run_id)
+    logs = wait_for_log(run_id, "Approved: green validated (green looks right)")
     assert "Approved: green validated (green looks right)" in logs
     assert f"Upgraded {CLUSTER_ID} to {TARGET_VERSION}." in artifact_text(
         f"{CLUSTER_ID}-report", run_id
