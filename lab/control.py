@@ -43,20 +43,10 @@ def write_lab(lab_dir: Path, info: dict[str, Any]) -> None:
 
 
 def is_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); it is not running.
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
+    """Whether a recorded PID still runs (a zombie counts as gone)."""
+    from lab.postgres import process_alive
+
+    return bool(pid) and process_alive(pid)
 
 
 def env_lines(info: dict[str, Any]) -> list[str]:

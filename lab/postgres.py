@@ -248,7 +248,7 @@ def postmaster_pid(datadir: Path) -> int | None:
         pid = int(first_line)
     except (OSError, ValueError):
         return None
-    return pid if _process_alive(pid) and _runs_in(pid, Path(datadir)) else None
+    return pid if process_alive(pid) and _runs_in(pid, Path(datadir)) else None
 
 
 def kill_postmaster(datadir: Path, timeout: float = 10) -> None:
@@ -263,7 +263,7 @@ def kill_postmaster(datadir: Path, timeout: float = 10) -> None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _process_alive(pid):
+            if not process_alive(pid):
                 return
             time.sleep(0.05)
     raise LabError(f"postmaster {pid} on {datadir} survived SIGKILL")
@@ -529,7 +529,7 @@ def _give_to(path: Path, os_user: str | None) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether `pid` runs; a zombie nobody reaped yet counts as gone."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()

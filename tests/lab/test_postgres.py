@@ -69,7 +69,7 @@ def pg_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgPair]:
     finally:
         for server in (blue, green):
             destroy_server(server)
-        assert not [pid for pid in pids if _process_alive(pid)], "a postmaster outlived the tests"
+        assert not [pid for pid in pids if process_alive(pid)], "a postmaster outlived the tests"
 
 
 @pytest.fixture
@@ -153,10 +153,10 @@ def test_stop_leaves_no_postmaster_and_can_be_called_again(tmp_path: Path) -> No
     server = create_server("blue", wheel_bindir(), tmp_path / "lab")
     server.stop()  # never started: nothing to do
     pid = server.start()
-    assert server.is_running() and _process_alive(pid)
+    assert server.is_running() and process_alive(pid)
     server.stop()
     assert server.pid() is None
-    assert not _process_alive(pid)
+    assert not process_alive(pid)
     server.stop()
     destroy_server(server)
 
@@ -180,7 +180,7 @@ def test_create_server_on_a_used_name_stops_the_old_server_and_starts_empty(tmp_
     seed_demo_schema(first)
     second = create_server("blue", wheel_bindir(), tmp_path / "lab")
     try:
-        assert not _process_alive(old_pid)
+        assert not process_alive(old_pid)
         second.start()
         with psycopg.connect(second.admin_conninfo()) as conn:
             databases = conn.execute("SELECT datname FROM pg_database").fetchall()
@@ -409,7 +409,7 @@ def _ipv4_from_hex(address: str) -> str:
     return ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
