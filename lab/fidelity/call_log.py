@@ -19,6 +19,9 @@ from urllib.parse import parse_qsl
 
 REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(r"password|secretstring|secretbinary", re.IGNORECASE)
+# Flags that only name a password hold no secret; the crash matrix counts the password
+# switches by this one (false: the password leaves Secrets Manager, true: it comes back).
+_NOT_SECRET_KEYS = frozenset({"ManageMasterUserPassword"})
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 # Describe/List/Get calls change nothing; everything else is a mutation.
@@ -30,10 +33,14 @@ def is_mutating(action: str) -> bool:
     return not action.startswith(READ_ONLY_PREFIXES)
 
 
+def _is_secret_key(key: str) -> bool:
+    return key not in _NOT_SECRET_KEYS and _SECRET_KEY.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Return `value` with every secret-looking field replaced by REDACTED."""
     if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(k) else redact(v) for k, v in value.items()}
+        return {k: REDACTED if _is_secret_key(k) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value

@@ -361,9 +361,17 @@ def can_write(lab: RunningLab, password: str) -> bool:
 
 
 class CliRun:
-    """`aurora-bg run --auto-approve --json` in a subprocess against a lab and the harness."""
+    """`aurora-bg run [--auto-approve] --json` in a subprocess against a lab and the harness."""
 
-    def __init__(self, lab: RunningLab, params_file: Path, out_dir: Path, api_url: str) -> None:
+    def __init__(
+        self,
+        lab: RunningLab,
+        params_file: Path,
+        out_dir: Path,
+        api_url: str,
+        auto_approve: bool = True,
+    ) -> None:
+        """`auto_approve=False` leaves the pauses to the test (to answer or to kill into)."""
         self.lab = lab
         out_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = out_dir / f"cli-{uuid.uuid4().hex[:8]}.out"
@@ -381,7 +389,7 @@ class CliRun:
                     "run",
                     "--params-file",
                     str(params_file),
-                    "--auto-approve",
+                    *(["--auto-approve"] if auto_approve else []),
                     "--json",
                 ],
                 cwd=REPO,

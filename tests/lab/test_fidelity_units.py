@@ -44,6 +44,11 @@ def test_redaction_removes_every_password_field_at_any_depth():
     assert "hunter2" not in json.dumps(cleaned)
 
 
+def test_redaction_keeps_the_flag_that_says_whether_the_password_is_managed():
+    cleaned = redact({"ManageMasterUserPassword": "false", "MasterUserPassword": "hunter2"})
+    assert cleaned == {"ManageMasterUserPassword": "false", "MasterUserPassword": REDACTED}
+
+
 def test_query_protocol_request_is_described_without_the_password():
     body = (
         b"Action=ModifyDBCluster&Version=2014-10-31"
