@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aurora_bg.polling import poll_until
 from aurora_bg.results import StepResult
 from tasks.aws import call, client
 from tasks.blue_green import members
@@ -23,6 +22,7 @@ from tasks.rds_state import (
     describe_instance,
     member_ids,
     retired_clusters,
+    wait_until_gone,
 )
 
 
@@ -44,17 +44,6 @@ def tag_old_blue(deployment: dict[str, Any], cluster_id: str, rds: Any = None) -
     )
 
 
-def _wait_gone(describe: Any, identifier: str, rds: Any, timeout: float) -> None:
-    poll_until(
-        lambda: describe(identifier, rds),
-        lambda found: found is None,
-        timeout=timeout,
-        what=f"deletion of {identifier}",
-        first_interval=1.0,
-        max_interval=15.0,
-    )
-
-
 def delete_old_blue(
     cluster_id: str, final_snapshot: bool, rds: Any = None, timeout: float = 3600
 ) -> StepResult:
@@ -73,7 +62,7 @@ def delete_old_blue(
                     rds.delete_db_instance,
                     DBInstanceIdentifier=instance_id,
                 )
-            _wait_gone(describe_instance, instance_id, rds, timeout)
+            wait_until_gone(describe_instance, instance_id, "instance", rds, timeout)
             done.append(instance_id)
         kwargs: dict[str, Any] = {"DBClusterIdentifier": old_id, "SkipFinalSnapshot": True}
         if final_snapshot:
@@ -83,7 +72,7 @@ def delete_old_blue(
             snapshots.append(snapshot)
         if describe_cluster(old_id, rds) is not None:
             call(f"deleting old cluster {old_id}", rds.delete_db_cluster, **kwargs)
-        _wait_gone(describe_cluster, old_id, rds, timeout)
+        wait_until_gone(describe_cluster, old_id, "cluster", rds, timeout)
         done.append(old_id)
     kept = f"; final snapshot {', '.join(snapshots)}" if snapshots else "; no final snapshot"
     return StepResult(

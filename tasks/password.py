@@ -90,7 +90,9 @@ def _wait_for(cluster_id: str, managed: bool, rds: Any, timeout: float) -> dict[
         done,
         timeout=timeout,
         what=f"cluster {cluster_id} password {'managed' if managed else 'self-managed'}",
+        # the modification usually ends within seconds: poll at 1 s for the first 10 s
         first_interval=1.0,
+        settle=10.0,
         max_interval=10.0,
     ).last
 

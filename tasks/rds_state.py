@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from aurora_bg.polling import PollStats, poll_until
 from tasks.aws import call, classify, client, is_not_found
 
 TAG_RETIRED_FROM = "aurora-bg:retired-from"
@@ -86,3 +88,28 @@ def retired_clusters(cluster_id: str, rds: Any = None) -> list[dict[str, Any]]:
     rds = rds or client("rds")
     clusters = call("listing clusters", rds.describe_db_clusters)["DBClusters"]
     return [c for c in clusters if tags_of(c).get(TAG_RETIRED_FROM) == cluster_id]
+
+
+def wait_until_gone(
+    describe: Callable[[str, Any], dict[str, Any] | None],
+    identifier: str,
+    what: str,
+    rds: Any = None,
+    timeout: float = 3600,
+) -> PollStats[dict[str, Any] | None]:
+    """Wait until `describe(identifier, rds)` finds nothing; WaitTimedOut after `timeout`.
+
+    Deleting a deployment takes seconds, an instance or a cluster minutes: poll
+    at 1 s for the first seconds (most deletions end there), then back off to
+    15 s, so a long deletion costs about as many calls as a 15-s poll.
+    """
+    rds = rds or client("rds")
+    return poll_until(
+        lambda: describe(identifier, rds),
+        lambda found: found is None,
+        timeout=timeout,
+        what=f"deletion of {what} {identifier}",
+        first_interval=1.0,
+        settle=5.0,
+        max_interval=15.0,
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
 from aurora_bg.errors import WaitTimedOut
 from aurora_bg.polling import poll_until
+from tasks.blue_green import ProvisioningForecast
 
 
 class FakeClock:
@@ -110,7 +112,7 @@ def test_hurry_polls_at_the_short_interval_when_a_change_is_near():
         clock=clock,
         sleep=clock.sleep,
     )
-    assert clock.sleeps == [30, 2, 2]
+    assert clock.sleeps == [30, 2, 3]  # hurrying backs off too: a long last step stays cheap
 
 
 def test_jitter_keeps_each_interval_within_its_band():
@@ -137,3 +139,91 @@ def test_errors_from_the_probe_propagate_unchanged():
 
     with pytest.raises(KeyError):
         poll_until(probe, lambda s: True, timeout=5, what="x")
+
+
+def test_settle_polls_at_the_first_interval_right_after_an_action():
+    clock = FakeClock()
+    with pytest.raises(WaitTimedOut):
+        poll_until(
+            lambda: "modifying",
+            lambda s: False,
+            timeout=30,
+            what="x",
+            first_interval=1,
+            settle=5,
+            max_interval=8,
+            backoff=2,
+            jitter=0,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert clock.sleeps[:8] == [1, 1, 1, 1, 1, 1, 2, 4]
+
+
+def test_a_forecast_window_is_never_slept_past_and_is_halved_inside():
+    clock = FakeClock()
+    ends_at = 100.0
+    poll_until(
+        lambda: clock.now,
+        lambda now: now >= 99.0,
+        timeout=600,
+        what="x",
+        first_interval=30,
+        max_interval=30,
+        hurry_interval=2,
+        forecast=lambda now: (90 - now, ends_at - now),
+        jitter=0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    # 30, 30, up to the window's start at 90, then half of what is left of it (never < 2)
+    assert clock.sleeps == [30, 30, 30, 5, 2.5, 2]
+
+
+def test_hurrying_without_a_forecast_backs_off_from_the_short_interval():
+    clock = FakeClock()
+    with pytest.raises(WaitTimedOut):
+        poll_until(
+            lambda: "last-task",
+            lambda s: False,
+            timeout=60,
+            what="x",
+            max_interval=10,
+            hurry=lambda s: True,
+            hurry_interval=2,
+            backoff=2,
+            jitter=0,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert clock.sleeps[:5] == [2, 4, 8, 10, 10]
+
+
+def deployment_at(done: int, total: int = 4) -> dict:
+    statuses = ["COMPLETED"] * done + ["IN_PROGRESS"] + ["PENDING"] * (total - done - 1)
+    return {
+        "CreateTime": datetime.fromtimestamp(1000.0, UTC),
+        "Tasks": [{"Status": s} for s in statuses[:total]],
+    }
+
+
+def test_the_provisioning_forecast_narrows_as_tasks_complete():
+    now = [1000.0]
+    forecast = ProvisioningForecast(now=lambda: now[0])
+    now[0] += 20
+    assert forecast(deployment_at(0)) is None  # no task done: no upper bound yet
+    now[0] += 30  # 50 s after creation, one task of four done: 25 <= d <= 50
+    earliest, latest = forecast(deployment_at(1))
+    assert (earliest, latest) == pytest.approx((100 - 50, 200 - 50))
+    now[0] += 40  # 90 s, three done: 25 <= d <= 30
+    earliest, latest = forecast(deployment_at(3))
+    assert (earliest, latest) == pytest.approx((100 - 90, 120 - 90))
+
+
+def test_the_provisioning_forecast_gives_up_when_tasks_are_far_from_equal():
+    now = [1000.0]
+    forecast = ProvisioningForecast(now=lambda: now[0])
+    now[0] += 10
+    assert forecast(deployment_at(3)) is not None  # d <= 3.3 s
+    now[0] += 100  # still three done 110 s in: d >= 27.5, contradicting d <= 3.3
+    assert forecast(deployment_at(3)) is None
