@@ -107,6 +107,10 @@ class LabApplication:
             answer = {"provisioning_delay": self.world.provisioning_delay}
         elif path == "/_lab/endpoints":
             answer = self.world.proxy.ports()
+        elif path == "/_lab/deployment-status-times":
+            from lab.fidelity.blue_green import status_times
+
+            answer = {d: dict(times) for d, times in list(status_times.items())}
         else:
             start_response("404 Not Found", [("Content-Type", "application/json")])
             return [b'{"error": "no such control path"}']

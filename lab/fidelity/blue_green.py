@@ -65,6 +65,9 @@ class Runtime:
 
 
 _runtimes: dict[str, Runtime] = {}
+# deployment id -> status -> when the lab first set it (time.time()): benchmarks measure
+# how long a waiter takes to notice a change from the moment the lab made it
+status_times: dict[str, dict[str, float]] = {}
 
 
 def _client_error(code: str, message: str) -> Exception:
@@ -88,6 +91,8 @@ def _set_status(deployment: Any, status: str, details: str | None = None) -> Non
 
     backend = world().rds
     deployment.status = status
+    changes = status_times.setdefault(deployment.blue_green_deployment_identifier, {})
+    changes.setdefault(status, time.time())
     if details is not None:
         deployment.status_details = details
     runtime = _runtimes.get(deployment.blue_green_deployment_identifier)
