@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.fidelity.call_log import CallLog, describe_request
-from lab.fidelity.faults import FaultPlan, error_response
+from lab.fidelity.faults import FaultPlan, drop_connection, error_response
 from lab.fidelity.world import LabWorld
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>|\"__type\"\s*:\s*\"(?:[^#\"]*#)?([^\"]+)\"")
@@ -61,6 +61,9 @@ class LabApplication:
         # Stamped on arrival: the entry is written only after the answer has been sent, so a
         # call made before a client's `since` must not be dated after it.
         call = {"time": time.time(), **describe_request(environ, body)}
+        if self.faults.unreachable_for() > 0:
+            self.calls.record({**call, "status": 0, "error": "injected unreachable"})
+            drop_connection(environ)
         kind = self.faults.take(call["action"])
         if kind is not None:
             status, headers, payload = error_response(kind, bool(environ.get("HTTP_X_AMZ_TARGET")))
@@ -104,7 +107,12 @@ class LabApplication:
         elif path == "/_lab/settings":
             if "provisioning_delay" in request:
                 self.world.provisioning_delay = float(request["provisioning_delay"])
-            answer = {"provisioning_delay": self.world.provisioning_delay}
+            if "unreachable_seconds" in request:
+                self.faults.make_unreachable(float(request["unreachable_seconds"]))
+            answer = {
+                "provisioning_delay": self.world.provisioning_delay,
+                "unreachable_seconds": self.faults.unreachable_for(),
+            }
         elif path == "/_lab/endpoints":
             answer = self.world.proxy.ports()
         elif path == "/_lab/deployment-status-times":

@@ -2,25 +2,35 @@
 
 AWS throttles with HTTP 400 and the code `Throttling` (query protocol) or
 `ThrottlingException` (JSON protocol), and fails internally with HTTP 500
-`InternalFailure`; botocore retries both. Tests arm faults through the lab's
-control endpoint `POST /_lab/faults`.
+`InternalFailure`; botocore retries both. A resource in the middle of an
+operation is refused with HTTP 400 `InvalidDBClusterStateFault`, which
+botocore does not retry and neither may we (it is a business error). Tests
+arm faults through the lab's control endpoint `POST /_lab/faults`.
+
+An endpoint that cannot be reached (a network outage, a regional API outage)
+is played by `unreachable_seconds` (`POST /_lab/settings`): for that long,
+every AWS call has its connection closed before any answer, which botocore
+reports as `ConnectionClosedError`. The control API keeps answering.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
-KINDS = ("throttle", "500")
+KINDS = ("throttle", "500", "invalid-state")
 
 
 @dataclass
 class Fault:
     action: str  # an AWS action name, or "*" for every action
-    kind: str  # "throttle" or "500"
+    kind: str  # one of KINDS
     count: int  # how many calls still fail; -1 means "by probability only"
     probability: float = 1.0
 
@@ -32,6 +42,17 @@ class FaultPlan:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._random = random.Random(seed)
+        self._unreachable_until = 0.0
+
+    def make_unreachable(self, seconds: float) -> float:
+        """Drop every AWS call for `seconds` from now (0 ends an outage); the seconds left."""
+        with self._lock:
+            self._unreachable_until = time.monotonic() + max(0.0, seconds)
+        return self.unreachable_for()
+
+    def unreachable_for(self) -> float:
+        """Seconds the outage still lasts (0 when the endpoint answers)."""
+        return max(0.0, self._unreachable_until - time.monotonic())
 
     def arm(self, action: str, kind: str, count: int = 1, probability: float = 1.0) -> None:
         if kind not in KINDS:
@@ -57,16 +78,24 @@ class FaultPlan:
         return None
 
 
+# kind: (HTTP status, code in the query protocol, code in the JSON protocol)
+_ANSWERS = {
+    "throttle": ("400 Bad Request", "Throttling", "ThrottlingException"),
+    "500": ("500 Internal Server Error", "InternalFailure", "InternalFailure"),
+    "invalid-state": ("400 Bad Request", "InvalidDBClusterStateFault", "InvalidRequestException"),
+}
+
+
 def error_response(kind: str, json_protocol: bool) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of the AWS error for a fault kind."""
-    status = "400 Bad Request" if kind == "throttle" else "500 Internal Server Error"
+    status, query_code, json_code = _ANSWERS[kind]
     request_id = str(uuid.uuid4())
     if json_protocol:
-        code = "ThrottlingException" if kind == "throttle" else "InternalFailure"
+        code = json_code
         body = json.dumps({"__type": code, "message": "Injected by the lab"}).encode()
         content_type = "application/x-amz-json-1.1"
     else:
-        code = "Throttling" if kind == "throttle" else "InternalFailure"
+        code = query_code
         body = (
             "<ErrorResponse><Error><Type>Sender</Type>"
             f"<Code>{code}</Code><Message>Injected by the lab</Message></Error>"
@@ -75,3 +104,15 @@ def error_response(kind: str, json_protocol: bool) -> tuple[str, list[tuple[str,
         content_type = "text/xml"
     headers = [("Content-Type", content_type), ("x-amzn-RequestId", request_id)]
     return status, headers, body
+
+
+def drop_connection(environ: dict) -> None:
+    """Close the client's connection without an answer, as an unreachable endpoint does.
+
+    Raises ConnectionResetError, which the WSGI server takes as a dropped connection.
+    """
+    connection = environ.get("werkzeug.socket")
+    if connection is not None:
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+    raise ConnectionResetError("the lab plays an unreachable AWS endpoint")
