@@ -24,6 +24,10 @@ from aurora_bg.errors import LabError
 REGION = "ap-northeast-1"
 DBNAME = "app"
 STARTUP_LIMIT_SECONDS = 30
+MAX_CLUSTERS = 50
+# initdb and server starts run this many at a time: enough to overlap their I/O waits on
+# a small machine, few enough not to starve it.
+SERVER_STARTERS = 4
 
 
 def lab_file(lab_dir: Path) -> Path:
@@ -136,12 +140,21 @@ def _wait_for_port(lab_dir: Path, process: subprocess.Popen) -> int:
 
 
 def up(
-    lab_dir: Path, instances: int = 1, provisioning_delay: float = 0.0, port: int = 0
+    lab_dir: Path,
+    instances: int = 1,
+    provisioning_delay: float = 0.0,
+    port: int = 0,
+    clusters: int = 1,
 ) -> dict[str, Any]:
-    """Start the lab, or say it is running. Raises LabError with one line on failure."""
+    """Start the lab, or say it is running. Raises LabError with one line on failure.
+
+    `clusters` > 1 creates that many RUNBOOK clusters (`provisioning-rds`,
+    `provisioning-rds-2`, …), each played by its own blue and green PostgreSQL
+    servers; the Terraform directory covers the first cluster only.
+    """
     from lab import postgres, terraform_cli
     from lab.terraform_dir import write_terraform_dir
-    from lab.topology import create_topology
+    from lab.topology import create_clusters, server_pair
 
     lab_dir = Path(lab_dir).resolve()
     current = status(lab_dir)
@@ -149,6 +162,8 @@ def up(
         return {**(read_lab(lab_dir) or {}), "already_running": True}
     if instances < 1:
         raise LabError("--instances must be at least 1")
+    if not 1 <= clusters <= MAX_CLUSTERS:
+        raise LabError(f"--clusters must be between 1 and {MAX_CLUSTERS}")
     if provisioning_delay < 0:
         raise LabError("--provisioning-delay must be 0 or more seconds")
     if port:
@@ -163,13 +178,19 @@ def up(
         "region": REGION,
         "dbname": DBNAME,
         "instances": instances,
+        "clusters": clusters,
         "provisioning_delay": provisioning_delay,
         "pids": {},
     }
     began = time.monotonic()
     try:
-        roles = {"blue": postgres.default_bindir("blue"), "green": postgres.default_bindir("green")}
-        with ThreadPoolExecutor(2) as pool:
+        pairs = [server_pair(i) for i in range(clusters)]
+        roles = {
+            name: postgres.default_bindir(side)
+            for pair in pairs
+            for side, name in (("blue", pair["blue"]), ("green", pair["green"]))
+        }
+        with ThreadPoolExecutor(SERVER_STARTERS) as pool:
             servers = dict(
                 zip(
                     roles,
@@ -178,21 +199,29 @@ def up(
                 )
             )
         info["servers"] = {name: server.to_dict() for name, server in servers.items()}
+        if clusters > 1:  # read by the AWS API process: which servers play which cluster
+            info["server_pairs"] = pairs
         write_lab(lab_dir, info)
         process = _start_aws_process(lab_dir, port)
         started["aws"] = process
         info["pids"]["aws"] = process.pid
-        with ThreadPoolExecutor(2) as pool:
-            pids = list(pool.map(lambda s: s.start(), servers.values()))
-        for name, pid in zip(servers, pids, strict=True):
-            started[name] = servers[name]
-            info["pids"][name] = pid
+        with ThreadPoolExecutor(SERVER_STARTERS) as pool:
+            for name, pid in zip(
+                servers, pool.map(lambda s: s.start(), servers.values()), strict=True
+            ):
+                started[name] = servers[name]
+                info["pids"][name] = pid
         write_lab(lab_dir, info)
-        postgres.seed_demo_schema(servers["blue"], DBNAME)
+        with ThreadPoolExecutor(SERVER_STARTERS) as pool:
+            list(pool.map(lambda p: postgres.seed_demo_schema(servers[p["blue"]], DBNAME), pairs))
         info["endpoint_url"] = f"http://127.0.0.1:{_wait_for_port(lab_dir, process)}"
         clients = _clients(info)
-        topology = create_topology(clients["rds"], clients["ec2"], clients["ssm"], instances)
-        info["topology"] = topology.as_dict()
+        topologies = create_clusters(
+            clients["rds"], clients["ec2"], clients["ssm"], instances, clusters
+        )
+        info["topology"] = topologies[0].as_dict()
+        if clusters > 1:
+            info["fleet"] = [t.as_dict() for t in topologies]
         info["terraform_dir"] = str(
             write_terraform_dir(
                 lab_dir / "terraform", clients["rds"], clients["ssm"], clients["ec2"]

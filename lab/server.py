@@ -131,11 +131,15 @@ def build_world(lab_dir: Path) -> LabWorld:
 
     info = json.loads((lab_dir / "lab.json").read_text())
     servers = {name: PgServer.from_dict(data) for name, data in info["servers"].items()}
+    # A lab of several clusters gives each its own pair of servers (lab/topology.py).
+    pairs = info.get("server_pairs") or [{"cluster": "", "blue": "blue", "green": "green"}]
     return LabWorld(
         servers=servers,
         region=info["region"],
         dbname=info.get("dbname", "app"),
         provisioning_delay=float(info.get("provisioning_delay", 0.0)),
+        blue_server_of={p["cluster"]: p["blue"] for p in pairs if p["cluster"]},
+        green_server_of={p["blue"]: p["green"] for p in pairs},
     )
 
 

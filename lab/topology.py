@@ -21,6 +21,7 @@ PARAMETER_GROUPS = {
 }
 SSM_ENDPOINT_PARAMETER = "jdbc_url"
 SSM_REFERENCE_PARAMETER = "reference"
+FLEET_TAG = ("fleet", "lab")  # key, value carried by every cluster of a lab of several
 
 
 @dataclass
@@ -90,8 +91,48 @@ def create_parameter_groups(rds: Any) -> dict[str, str]:
     return created
 
 
+def cluster_identifier(index: int) -> str:
+    """`provisioning-rds`, then `provisioning-rds-2`, `-3`, …: the clusters of a lab."""
+    return CLUSTER_ID if index == 0 else f"{CLUSTER_ID}-{index + 1}"
+
+
+def member_identifier(cluster_index: int, index: int) -> str:
+    """RUNBOOK's `rds-1`, `rds-2` for the first cluster; `rds2-1`, … for the others
+    (instance identifiers are unique per region, not per cluster)."""
+    if cluster_index == 0:
+        return instance_identifier(index)
+    return f"rds{cluster_index + 1}-{index + 1}"
+
+
+def server_names(cluster_index: int) -> tuple[str, str]:
+    """The lab's PostgreSQL servers playing a cluster's blue and green sides."""
+    if cluster_index == 0:
+        return "blue", "green"
+    return f"blue-{cluster_index + 1}", f"green-{cluster_index + 1}"
+
+
+def server_pair(cluster_index: int) -> dict[str, str]:
+    """What lab.json records for the AWS API process: a cluster and its two servers."""
+    blue, green = server_names(cluster_index)
+    return {"cluster": cluster_identifier(cluster_index), "blue": blue, "green": green}
+
+
+def ssm_names(cluster_index: int) -> tuple[str, str]:
+    suffix = "" if cluster_index == 0 else f"-{cluster_index + 1}"
+    return SSM_ENDPOINT_PARAMETER + suffix, SSM_REFERENCE_PARAMETER + suffix
+
+
 def create_topology(rds: Any, ec2: Any, ssm: Any, instances: int = 1) -> Topology:
     """Create RUNBOOK.md's cluster, its instances, groups and SSM parameters."""
+    return create_clusters(rds, ec2, ssm, instances, clusters=1)[0]
+
+
+def create_clusters(
+    rds: Any, ec2: Any, ssm: Any, instances: int = 1, clusters: int = 1
+) -> list[Topology]:
+    """RUNBOOK.md's topology `clusters` times: one network, subnet group and set of
+    parameter groups shared by all (as one account would share them), and per cluster
+    its own cluster, instances, managed secret and SSM parameters."""
     vpc_id, subnet_ids, sg_ids = create_network(ec2)
     rds.create_db_subnet_group(
         DBSubnetGroupName=SUBNET_GROUP,
@@ -99,8 +140,26 @@ def create_topology(rds: Any, ec2: Any, ssm: Any, instances: int = 1) -> Topolog
         SubnetIds=subnet_ids,
     )
     groups = create_parameter_groups(rds)
-    cluster = rds.create_db_cluster(
-        DBClusterIdentifier=CLUSTER_ID,
+    shared = {
+        "subnet_ids": subnet_ids,
+        "security_group_ids": sg_ids,
+        "vpc_id": vpc_id,
+        "parameter_groups": groups,
+        # A fleet lab tags its clusters, so a fleet can find them by tag; a lab of one
+        # cluster stays exactly RUNBOOK's, untagged.
+        "tags": [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}] if clusters > 1 else [],
+    }
+    return [create_cluster(rds, ssm, index, instances, shared) for index in range(clusters)]
+
+
+def create_cluster(
+    rds: Any, ssm: Any, index: int, instances: int, shared: dict[str, Any]
+) -> Topology:
+    """One cluster of RUNBOOK.md with its instances and SSM parameters."""
+    cluster_id = cluster_identifier(index)
+    groups = shared["parameter_groups"]
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster_id,
         Engine="aurora-postgresql",
         EngineVersion=SOURCE_VERSION,
         EngineMode="provisioned",
@@ -109,32 +168,33 @@ def create_topology(rds: Any, ec2: Any, ssm: Any, instances: int = 1) -> Topolog
         EnableHttpEndpoint=True,
         NetworkType="IPV4",
         DBSubnetGroupName=SUBNET_GROUP,
-        VpcSecurityGroupIds=sg_ids,
+        VpcSecurityGroupIds=shared["security_group_ids"],
         DBClusterParameterGroupName=groups["cluster15"],
         ServerlessV2ScalingConfiguration={"MinCapacity": 2, "MaxCapacity": 16},
-    )["DBCluster"]
-    instance_ids = [instance_identifier(i) for i in range(instances)]
+        Tags=shared["tags"],
+    )
+    instance_ids = [member_identifier(index, i) for i in range(instances)]
     for instance_id in instance_ids:
         rds.create_db_instance(
             DBInstanceIdentifier=instance_id,
-            DBClusterIdentifier=CLUSTER_ID,
+            DBClusterIdentifier=cluster_id,
             DBInstanceClass="db.serverless",
             Engine="aurora-postgresql",
             EngineVersion=SOURCE_VERSION,
             DBParameterGroupName=groups["instance15"],
         )
-    cluster = rds.describe_db_clusters(DBClusterIdentifier=CLUSTER_ID)["DBClusters"][0]
-    ssm.put_parameter(Name=SSM_ENDPOINT_PARAMETER, Value=cluster["Endpoint"], Type="String")
-    ssm.put_parameter(Name=SSM_REFERENCE_PARAMETER, Value=cluster["Endpoint"], Type="String")
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    for name in ssm_names(index):
+        ssm.put_parameter(Name=name, Value=cluster["Endpoint"], Type="String")
     return Topology(
-        cluster_identifier=CLUSTER_ID,
+        cluster_identifier=cluster_id,
         instance_identifiers=instance_ids,
         cluster_arn=cluster["DBClusterArn"],
         cluster_resource_id=cluster["DbClusterResourceId"],
         secret_arn=cluster["MasterUserSecret"]["SecretArn"],
         subnet_group=SUBNET_GROUP,
-        subnet_ids=subnet_ids,
-        security_group_ids=sg_ids,
-        vpc_id=vpc_id,
+        subnet_ids=shared["subnet_ids"],
+        security_group_ids=shared["security_group_ids"],
+        vpc_id=shared["vpc_id"],
         parameter_groups=groups,
     )

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.fidelity import engine_versions
+from lab.fidelity.endpoints import cluster_key, instance_key
 from lab.fidelity.world import PLAYED_BY, world
 
 log = logging.getLogger("lab.fidelity.blue_green")
@@ -60,6 +61,8 @@ class Runtime:
     """What the lab tracks for one deployment beyond moto's model."""
 
     pairs: list[Pair]
+    blue_server: str = "blue"  # the PostgreSQL servers playing this deployment's sides
+    green_server: str = "green"
     cancelled: threading.Event = field(default_factory=threading.Event)
     worker: threading.Thread | None = None
 
@@ -112,9 +115,10 @@ def _set_task(deployment: Any, index: int, status: str) -> None:
     deployment.tasks[index] = BlueGreenDeploymentTask(TASK_NAMES[index], status)
 
 
-def _servers() -> tuple[Any, Any]:
+def _servers(runtime: Runtime | None) -> tuple[Any, Any]:
     lab = world()
-    return lab.servers["blue"], lab.servers["green"]
+    runtime = runtime or Runtime([])
+    return lab.servers[runtime.blue_server], lab.servers[runtime.green_server]
 
 
 # --- creation -------------------------------------------------------------
@@ -189,7 +193,7 @@ def _provision(deployment_id: str, blue_cluster_id: str) -> None:
 
     lab = world()
     runtime = _runtimes[deployment_id]
-    blue, green = _servers()
+    blue, green = _servers(runtime)
     backend = lab.rds
     deployment = backend.blue_green_deployments.get(deployment_id)
     started = time.monotonic()
@@ -249,8 +253,10 @@ def create(backend: Any, original: Any, bg_kwargs: dict[str, Any]) -> Any:
         response = original(backend, bg_kwargs)
         deployment = backend.blue_green_deployments[response.blue_green_deployment_identifier]
         target_cluster = find_cluster(deployment.target)
-        setattr(target_cluster, PLAYED_BY, "green")
-        runtime = Runtime(_pairs_of(backend, source, target_cluster))
+        blue_server = lab.server_name_of_cluster(source)
+        green_server = lab.green_server_name_for(source)
+        setattr(target_cluster, PLAYED_BY, green_server)
+        runtime = Runtime(_pairs_of(backend, source, target_cluster), blue_server, green_server)
         _runtimes[deployment.blue_green_deployment_identifier] = runtime
         deployment.tasks = [None] * len(TASK_NAMES)
         for index in range(len(TASK_NAMES)):
@@ -302,12 +308,21 @@ def _swap_names(backend: Any, runtime: Runtime) -> None:
         pair.source, pair.target = blue_new, green_new
 
 
+def _endpoint_keys(runtime: Runtime) -> set[str]:
+    """The endpoint keys of both sides' current names: whose connections a switchover drops."""
+    return {
+        (cluster_key if pair.kind == "cluster" else instance_key)(name)
+        for pair in runtime.pairs
+        for name in (pair.source, pair.target)
+    }
+
+
 def _run_switchover(deployment_id: str, timeout: int) -> None:
     from lab import replication
 
     lab = world()
     runtime = _runtimes[deployment_id]
-    blue, green = _servers()
+    blue, green = _servers(runtime)
     backend = lab.rds
     deployment = backend.blue_green_deployments[deployment_id]
     deadline = time.monotonic() + timeout
@@ -327,12 +342,13 @@ def _run_switchover(deployment_id: str, timeout: int) -> None:
             time.sleep(0.2)
         replication.finish_switchover(blue, green, lab.dbname)
         with lab.lock:
+            before = _endpoint_keys(runtime)
             _swap_names(backend, runtime)
             cluster_pair = runtime.pairs[0]
             deployment.source = backend.clusters[cluster_pair.source].db_cluster_arn
             deployment.target = backend.clusters[cluster_pair.target].db_cluster_arn
             _set_status(deployment, "SWITCHOVER_COMPLETED", "Switchover completed")
-        lab.proxy.drop_connections()
+        lab.proxy.drop_connections(before | _endpoint_keys(runtime))
     except Exception as error:
         log.exception("switchover of %s failed", deployment_id)
         replication.cancel_switchover(blue)
@@ -377,7 +393,7 @@ def delete(backend: Any, original: Any, deployment_id: str, delete_target: bool 
     from lab import replication
 
     lab = world()
-    blue, green = _servers()
+    blue, green = _servers(_runtimes.get(deployment_id))
     with lab.lock:
         deployment = backend.blue_green_deployments.get(deployment_id)
         if deployment is None:

@@ -7,7 +7,8 @@ The lab gives every cluster and instance name its own TCP port on 127.0.0.1
 and forwards each new connection to the PostgreSQL server that plays the
 resource currently holding that name. A cluster's reader endpoint shares the
 cluster's port, as AWS's `Port` is one per cluster. AWS drops connections at
-a switchover; `drop_connections` does the same.
+a switchover; `drop_connections` does the same, for the names of the
+switched deployment only: other clusters keep their sessions.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class EndpointProxy:
         self._resolve = resolve
         self._ports: dict[str, int] = {}
         self._listeners: list[socket.socket] = []
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, str] = {}  # forwarded socket -> its endpoint key
         self._lock = threading.Lock()
         self._closed = False
 
@@ -57,10 +58,13 @@ class EndpointProxy:
         with self._lock:
             return dict(self._ports)
 
-    def drop_connections(self) -> None:
-        """Close every forwarded connection, as AWS does at a switchover."""
+    def drop_connections(self, keys: set[str] | None = None) -> None:
+        """Close the forwarded connections of `keys` (default: all), as AWS does at a
+        switchover."""
         with self._lock:
-            sockets, self._open = list(self._open), set()
+            sockets = [s for s, key in self._open.items() if keys is None or key in keys]
+            for sock in sockets:
+                del self._open[sock]
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -92,7 +96,7 @@ class EndpointProxy:
             client.close()
             return
         with self._lock:
-            self._open.update((client, backend))
+            self._open.update({client: key, backend: key})
         for source, target in ((client, backend), (backend, client)):
             threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
@@ -107,8 +111,8 @@ class EndpointProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             with self._lock:
-                self._open.discard(source)
-                self._open.discard(target)
+                self._open.pop(source, None)
+                self._open.pop(target, None)
 
 
 def install() -> None:

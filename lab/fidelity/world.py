@@ -1,10 +1,14 @@
 """The lab's world: which real PostgreSQL server plays which AWS resource.
 
-Every cluster created through CreateDBCluster is played by the "blue"
-server; the green cluster a Blue/Green deployment creates is played by the
-"green" server. Instances are played by their cluster's server, as Aurora
-instances share their cluster's storage. Renames move names, never servers:
-after a switchover the original name belongs to green.
+Every cluster created through CreateDBCluster is played by a "blue"
+server: `blue` unless the lab assigned that identifier a server of its own
+(a lab of several clusters gives each cluster its own pair, `blue-2` and
+`green-2`, …, so one cluster's switchover, read-only green and password
+never touch another's). The green cluster a Blue/Green deployment creates is
+played by the green server paired with its source's blue server. Instances
+are played by their cluster's server, as Aurora instances share their
+cluster's storage. Renames move names, never servers: after a switchover the
+original name belongs to green.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class LabWorld:
     region: str
     dbname: str = "app"
     provisioning_delay: float = 0.0
+    # cluster identifier -> the blue server that plays it, when not `blue`
+    blue_server_of: dict[str, str] = field(default_factory=dict)
+    # blue server -> the green server its Blue/Green deployments use
+    green_server_of: dict[str, str] = field(default_factory=lambda: {"blue": "green"})
     account: str = LAB_ACCOUNT
     lock: threading.RLock = field(default_factory=threading.RLock)
     proxy: EndpointProxy = field(init=False)
@@ -43,8 +51,21 @@ class LabWorld:
 
         return rds_backends[self.account][self.region]
 
+    def server_name_of_cluster(self, cluster: Any) -> str:
+        """The server playing `cluster`, fixed at first sight so that renames keep it."""
+        name = cluster.__dict__.get(PLAYED_BY)
+        if name is None:
+            identifier = cluster.__dict__.get("_db_cluster_identifier") or ""
+            name = self.blue_server_of.get(identifier.lower(), "blue")
+            setattr(cluster, PLAYED_BY, name)
+        return name
+
     def server_of_cluster(self, cluster: Any) -> PgServer:
-        return self.servers[getattr(cluster, PLAYED_BY, "blue")]
+        return self.servers[self.server_name_of_cluster(cluster)]
+
+    def green_server_name_for(self, source: Any) -> str:
+        """The green server of a deployment whose source is `source`."""
+        return self.green_server_of[self.server_name_of_cluster(source)]
 
     def server_of_instance(self, instance: Any) -> PgServer | None:
         cluster = self.rds.clusters.get(getattr(instance, "db_cluster_identifier", None))
