@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from functools import cache
 from typing import Any
 
@@ -24,6 +25,7 @@ from botocore.exceptions import (
 )
 
 from aurora_bg.errors import BusinessError, InvalidState, PreconditionFailed, TransientError
+from tasks import aws_budget
 
 # botocore logs request bodies at DEBUG, and ModifyDBCluster's body carries
 # the master password: never let it log below WARNING.
@@ -45,6 +47,12 @@ INVALID_STATE_CODES = {
     "InvalidDBInstanceState",
     "InvalidBlueGreenDeploymentStateFault",
 }
+# AWS answers a call the caller's policies do not allow with one of these codes; moto's
+# JSON-protocol services (Secrets Manager, SSM) send an XML AccessDenied that botocore
+# reads as code "403", so the HTTP status counts too.
+ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+_DENIED_ACTION = re.compile(r"not authorized to perform:?\s*([a-z0-9-]+:[A-Za-z0-9]+)")
+POLICY_FILE_HINT = "deployments/iam-policy.json"
 CHAIN_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
@@ -66,7 +74,8 @@ def client(service: str) -> Any:
 
 @cache
 def _client(service: str, environment: tuple[str, ...]) -> Any:
-    return boto3.session.Session().client(service, config=CLIENT_CONFIG)
+    # Every attempt is counted, and paced when a fleet shares a rate limit (aws_budget).
+    return aws_budget.register(boto3.session.Session().client(service, config=CLIENT_CONFIG))
 
 
 def error_code(error: BaseException) -> str:
@@ -75,12 +84,39 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
-def classify(error: BaseException, doing: str) -> Exception:
-    """Map a botocore failure to our tree, with a message free of parameters."""
+def is_access_denied(error: BaseException) -> bool:
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    message = error.response.get("Error", {}).get("Message", "")
+    return error_code(error) in ACCESS_DENIED_CODES or (status == 403 and "AccessDenied" in message)
+
+
+def missing_permission(error: ClientError, service: str = "") -> str:
+    """The IAM action a denied call needed: AWS names it in the message ("... is not
+    authorized to perform: rds:X ..."); else the service prefix and the operation."""
+    found = _DENIED_ACTION.search(error.response.get("Error", {}).get("Message", ""))
+    if found:
+        return found.group(1)
+    return f"{service}:{error.operation_name}" if service else error.operation_name
+
+
+def classify(error: BaseException, doing: str, service: str = "") -> Exception:
+    """Map a botocore failure to our tree, with a message free of parameters.
+
+    A denied call is a BusinessError naming the missing permission: retrying
+    cannot help, granting it can.
+    """
     if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
         return TransientError(f"{doing}: the AWS endpoint did not answer ({type(error).__name__})")
     if not isinstance(error, ClientError):
         return error if isinstance(error, Exception) else RuntimeError(str(error))
+    if is_access_denied(error):
+        permission = missing_permission(error, service)
+        return BusinessError(
+            f"{doing}: missing permission {permission} (AccessDenied): grant it to the "
+            f"identity that runs the upgrade; {POLICY_FILE_HINT} lists every permission it needs"
+        )
     code = error_code(error)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     message = error.response.get("Error", {}).get("Message", "")
@@ -99,7 +135,13 @@ def call(doing: str, function: Any, **kwargs: Any) -> Any:
     try:
         return function(**kwargs)
     except (ClientError, EndpointConnectionError, ConnectionClosedError, ReadTimeoutError) as error:
-        raise classify(error, doing) from None
+        raise classify(error, doing, _service_of(function)) from None
+
+
+def _service_of(function: Any) -> str:
+    """The IAM prefix of a bound boto3 operation's service ("rds", "secretsmanager")."""
+    meta = getattr(getattr(function, "__self__", None), "meta", None)
+    return meta.service_model.signing_name if meta is not None else ""
 
 
 def is_not_found(error: BaseException) -> bool:
