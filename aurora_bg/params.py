@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -149,7 +149,7 @@ class SwitchoverWindow(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> SwitchoverWindow:
         if self.start == self.end:
-            raise ValueError("start and end must differ")
+            raise ValueError("start and end must differ (a window needs some length)")
         return self
 
 
@@ -239,8 +239,25 @@ class UpgradeParameters(BaseModel):
         return self.deployment_name or f"aurora-bg-{self.cluster_identifier}-{version}"
 
 
+# The fix that goes with pydantic's wording, where its message alone does not say it.
+FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "not a known field: check its spelling or remove it",
+}
+SHOWN_INPUT_CHARS = 60
+
+
+def _got(item: dict[str, Any]) -> str:
+    """` (got 'value')` for a short scalar input the message does not already show."""
+    value = item.get("input")
+    shown = repr(value)
+    if not isinstance(value, (str, int, float, bool)) or len(shown) > SHOWN_INPUT_CHARS:
+        return ""
+    return "" if shown in item["msg"] else f" (got {shown})"
+
+
 def one_line(error: Exception) -> str:
-    """A pydantic ValidationError as one line naming each field and what is wrong."""
+    """A pydantic ValidationError as one line naming each field, what is wrong and the fix."""
     from pydantic import ValidationError
 
     if not isinstance(error, ValidationError):
@@ -249,5 +266,23 @@ def one_line(error: Exception) -> str:
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "parameters"
         message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{field}: {message}")
+        fix = FIXES.get(item["type"])
+        parts.append(f"{field}: {message}" + (f" ({fix})" if fix else _got(item)))
     return "invalid parameters: " + "; ".join(parts)
+
+
+def parameters_from(value: UpgradeParameters | dict[str, Any]) -> UpgradeParameters:
+    """The flow's parameters, checked: BadInput in one line when they cannot be used.
+
+    The flow checks its parameters itself (not through Prefect's own validation,
+    whose message spans several lines), so that a run started through the API
+    with wrong parameters fails with the same one line as the command line.
+    """
+    from pydantic import ValidationError
+
+    from aurora_bg.errors import BadInput
+
+    try:
+        return UpgradeParameters.model_validate(value)
+    except ValidationError as error:
+        raise BadInput(one_line(error)) from None

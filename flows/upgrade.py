@@ -24,7 +24,7 @@ from aurora_bg.errors import (
     Rejected,
     SwitchoverFailed,
 )
-from aurora_bg.params import UpgradeParameters
+from aurora_bg.params import UpgradeParameters, parameters_from
 from aurora_bg.results import StepResult
 from aurora_bg.window import approval_note, hold_until_open, state_sentence, utc_now
 from flows.timeline import Timeline
@@ -387,10 +387,11 @@ def way_out(run: Upgrade, reason: str) -> None:
     )
 
 
-@flow(name="aurora-blue-green-upgrade", persist_result=False)
+# The flow checks its own parameters: wrong ones end the run with one line (BadInput).
+@flow(name="aurora-blue-green-upgrade", persist_result=False, validate_parameters=False)
 def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any]:
     """Upgrade an Aurora PostgreSQL cluster through an RDS Blue/Green deployment."""
-    run = Upgrade(parameters)
+    run = Upgrade(parameters_from(parameters))
     checks = run.phase("preflight", run_preflight, parameters)
     run.table("preflight", checks.rows(), checks.summary())
     if not checks.passed:
