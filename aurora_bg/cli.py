@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.exceptions import TyperException
 
 from aurora_bg.errors import AuroraBGError
 
@@ -99,10 +100,37 @@ def run(
             "target_instance_parameter_group": target_instance_parameter_group,
         },
     )
+    _run_logs_on_console(sys.stderr if as_json else sys.stdout)
     summary = run_upgrade(params, auto_approve=auto_approve)
     _print_summary(summary, as_json)
     if summary["state"] != "COMPLETED":
-        raise AuroraBGError(summary["message"] or f"the run ended {summary['state']}")
+        ended = f"the run ended {summary['state']}"
+        raise AuroraBGError(_without_prefix(summary["message"]) or ended)
+
+
+def _run_logs_on_console(stream) -> None:
+    """The run's log lines go to `stream` (stdout unless --json), so that stderr holds only
+    what went wrong, in one line; an expected failure (our own error family) is shown by
+    its message, without the traceback Prefect adds (the run's log in the API keeps it)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setStream(stream)
+            handler.addFilter(_drop_expected_tracebacks)
+
+
+def _drop_expected_tracebacks(record) -> bool:
+    if record.exc_info and isinstance(record.exc_info[1], AuroraBGError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def _without_prefix(message: str) -> str:
+    """Prefect's 'Flow run encountered an exception: PreconditionFailed: ...' as our line."""
+    return message.removeprefix("Flow run encountered an exception: ")
 
 
 @app.command("deploy")
@@ -315,14 +343,18 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as error:  # click's usage errors and anything unexpected: one line
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except TyperException as error:  # usage errors: one line, and where the help is
+        if error.format_message():  # empty when no command was given: the help is shown
+            typer.echo(f"error: {error.format_message()}{_help_hint(error)}", err=True)
+        sys.exit(error.exit_code)
+    except Exception as error:  # anything unexpected: still one line
         typer.echo(f"error: unexpected {type(error).__name__}: {error}", err=True)
         sys.exit(1)
+
+
+def _help_hint(error: Exception) -> str:
+    context = getattr(error, "ctx", None)
+    return f" (see: {context.command_path} --help)" if context is not None else ""
 
 
 if __name__ == "__main__":

@@ -124,8 +124,19 @@ def resume(run_id: str, approve: bool, comment: str) -> None:
         flow_run_id = uuid.UUID(run_id)
     except ValueError:
         raise BadInput(f"{run_id!r} is not a flow run id (a UUID)") from None
+    from prefect.exceptions import NotPausedError, ObjectNotFound
+    from prefect.settings import get_current_settings
+
     decision = "approve" if approve else "reject"
     try:
         resume_flow_run(flow_run_id, run_input={"decision": decision, "comment": comment})
+    except ObjectNotFound:
+        api = get_current_settings().api.url or "a temporary local server (PREFECT_API_URL unset)"
+        raise BadInput(
+            f"no flow run {run_id} at the Prefect API {api}: copy the id from the paused "
+            "run's page and point PREFECT_API_URL at the server that runs it"
+        ) from None
+    except NotPausedError:
+        raise BadInput(f"flow run {run_id} is not paused: answer only a run that waits") from None
     except Exception as error:
         raise BadInput(f"cannot resume flow run {run_id}: {error}") from None
