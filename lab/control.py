@@ -54,13 +54,15 @@ def is_alive(pid: int | None) -> bool:
 
 
 def env_lines(info: dict[str, Any]) -> list[str]:
-    """The environment that points boto3 (and the flow) at this lab."""
+    """The environment that points boto3 (and the flow) at this lab: the root key, or
+    the keys of the user holding the shipped IAM policy when enforcement is on."""
+    keys = info.get("iam") or {}
     return [
         f"export AWS_ENDPOINT_URL={info['endpoint_url']}",
         f"export AWS_REGION={info['region']}",
         f"export AWS_DEFAULT_REGION={info['region']}",
-        "export AWS_ACCESS_KEY_ID=lab",
-        "export AWS_SECRET_ACCESS_KEY=lab",
+        f"export AWS_ACCESS_KEY_ID={keys.get('AWS_ACCESS_KEY_ID', 'lab')}",
+        f"export AWS_SECRET_ACCESS_KEY={keys.get('AWS_SECRET_ACCESS_KEY', 'lab')}",
     ]
 
 
@@ -145,12 +147,16 @@ def up(
     provisioning_delay: float = 0.0,
     port: int = 0,
     clusters: int = 1,
+    iam: bool = False,
 ) -> dict[str, Any]:
     """Start the lab, or say it is running. Raises LabError with one line on failure.
 
     `clusters` > 1 creates that many RUNBOOK clusters (`provisioning-rds`,
     `provisioning-rds-2`, …), each played by its own blue and green PostgreSQL
     servers; the Terraform directory covers the first cluster only.
+
+    `iam` switches IAM enforcement on once the lab is set up, and points `env` at a user
+    holding only deployments/iam-policy.json (lab/iam.py says what the lab can enforce).
     """
     from lab import postgres, terraform_cli
     from lab.terraform_dir import write_terraform_dir
@@ -233,6 +239,11 @@ def up(
         info["versions"] = {name: server.major for name, server in servers.items()}
         info["startup_seconds"] = round(time.monotonic() - began, 2)
         write_lab(lab_dir, info)
+        if iam:
+            from lab.iam import grant
+
+            info["iam"] = grant(info)
+            write_lab(lab_dir, info)
         (lab_dir / "env").write_text("\n".join(env_lines(info)) + "\n")
         return info
     except LabError:

@@ -115,6 +115,12 @@ class LabApplication:
             }
         elif path == "/_lab/endpoints":
             answer = self.world.proxy.ports()
+        elif path == "/_lab/iam":
+            from lab import iam
+
+            if "enforce" in request:
+                iam.set_enforcement(bool(request["enforce"]))
+            answer = {"enforced": iam.is_enforced()}
         elif path == "/_lab/deployment-status-times":
             from lab.fidelity.blue_green import status_times
 
@@ -146,7 +152,7 @@ def build_world(lab_dir: Path) -> LabWorld:
 def serve(lab_dir: Path, port: int) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from lab import fidelity
+    from lab import fidelity, iam
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -154,6 +160,9 @@ def serve(lab_dir: Path, port: int) -> None:
 
     lab_world = build_world(lab_dir)
     fidelity.install(lab_world)
+    # The lab's own key acts as the account's root user: IAM enforcement (off unless
+    # asked for through /_lab/iam) applies to every other key, as in AWS.
+    iam.install_root_key()
     app = LabApplication(lab_world, CallLog(lab_dir / "calls.jsonl"), FaultPlan())
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
     (lab_dir / "server.port").write_text(str(server.server_port))

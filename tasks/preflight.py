@@ -12,7 +12,7 @@ from typing import Any
 
 from aurora_bg.errors import AuroraBGError
 from aurora_bg.params import UpgradeParameters
-from tasks.aws import call, client, is_not_found
+from tasks.aws import call, classify, client, is_not_found
 from tasks.checks_file import problems_with_checks_file
 from tasks.password import current_password, held_password_exists, held_secret_name
 from tasks.pg_session import Endpoint
@@ -90,7 +90,7 @@ def _group_family(kind: str, name: str, rds: Any) -> str | None:
     except Exception as error:
         if is_not_found(error):
             return None
-        raise
+        raise classify(error, f"reading parameter group {name}", "rds") from None
     return found[0]["DBParameterGroupFamily"] if found else None
 
 
@@ -98,10 +98,13 @@ def _logical_replication_on(group: str, rds: Any) -> bool:
     pages = rds.get_paginator("describe_db_cluster_parameters").paginate(
         DBClusterParameterGroupName=group
     )
-    for page in pages:
-        for parameter in page["Parameters"]:
-            if parameter["ParameterName"] == "rds.logical_replication":
-                return parameter.get("ParameterValue") == "1"
+    try:
+        for page in pages:
+            for parameter in page["Parameters"]:
+                if parameter["ParameterName"] == "rds.logical_replication":
+                    return parameter.get("ParameterValue") == "1"
+    except Exception as error:
+        raise classify(error, f"reading the parameters of {group}", "rds") from None
     return False
 
 
