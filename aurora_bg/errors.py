@@ -46,3 +46,7 @@ class BadInput(BusinessError):
 
 class LabError(AuroraBGError):
     """The rehearsal lab cannot start, stop or answer."""
+
+
+class RunCancelled(BusinessError):
+    """Somebody cancelled the run from Prefect (the UI's button, or the API)."""

@@ -8,42 +8,38 @@ report says exactly where things stand.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import Artifact
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from prefect.runtime import flow_run
+from prefect.states import Cancelled, State
 
 from aurora_bg.errors import (
     AuroraBGError,
     InvalidState,
     PreconditionFailed,
-    Rejected,
+    RunCancelled,
     SwitchoverFailed,
 )
 from aurora_bg.params import UpgradeParameters, parameters_from
 from aurora_bg.results import StepResult
 from aurora_bg.window import approval_note, hold_until_open, state_sentence, utc_now
+from flows.approval import ask
+from flows.cancellation import raise_if_cancelled, watching_for_cancel
 from flows.timeline import Timeline
 from tasks import blue_green, cleanup, green_checks, password, preflight, way_out
 from tasks.artifacts import Progress, artifact_key, bullet_list, publish_markdown, publish_table
 from tasks.aws import client as aws_client
 from tasks.aws import task_options
-from tasks.rds_state import deployment_named, describe_cluster
+from tasks.rds_state import (
+    deployment_named,
+    describe_cluster,
+    is_password_managed,
+    retired_clusters,
+)
+from tasks.run_lock import one_run_per_cluster
 from tasks.terraform_phase import reconcile_terraform_task
-
-APPROVAL_POLL_SECONDS = 1  # approval → switchover call within ~1 s
-
-
-class Approval(RunInput):
-    """The form a person fills in the Prefect UI to resume a paused run."""
-
-    decision: Literal["approve", "reject"] = "approve"
-    comment: str = ""
-
 
 # --- thin task wrappers -----------------------------------------------------
 
@@ -80,6 +76,7 @@ def wait_for_green(cluster_id: str, deployment_id: str, timeout: float) -> StepR
     progress = Progress(f"Green of {cluster_id} provisioning ({deployment_id})")
 
     def on_poll(deployment: dict[str, Any]) -> None:
+        raise_if_cancelled(f"while green of {cluster_id} was provisioning")
         done, total = blue_green.task_progress(deployment)
         progress.update(100.0 * done / total if total else 0.0)
 
@@ -89,38 +86,6 @@ def wait_for_green(cluster_id: str, deployment_id: str, timeout: float) -> StepR
 
 
 # --- the flow ---------------------------------------------------------------
-
-
-def _ask(title: str, description: str, timeout: int) -> Approval:
-    """Pause for a person; reject or timeout raises Rejected."""
-    logger = get_run_logger()
-    logger.info("Paused: %s. Resume from the Prefect UI (approve/reject).", title)
-    try:
-        answer = pause_flow_run(
-            wait_for_input=Approval.with_initial_data(description=description),
-            timeout=timeout,
-            poll_interval=APPROVAL_POLL_SECONDS,
-        )
-    except FlowPauseTimeout:
-        _running_again()
-        raise Rejected(f"nobody answered '{title}' within {timeout} s") from None
-    if answer.decision != "approve":
-        comment = f": {answer.comment}" if answer.comment else ""
-        raise Rejected(f"'{title}' was rejected{comment}")
-    logger.info("Approved: %s%s", title, f" ({answer.comment})" if answer.comment else "")
-    return answer
-
-
-def _running_again() -> None:
-    """After a pause timed out the API still holds the run as Paused, and it answers any
-    later state with its own "never resumed" failure: the way out would run in a paused
-    run and the final state would lose its reason. Set the run Running again (forced:
-    a timed-out pause can no longer be resumed)."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Running
-
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run.get_id(), Running(), force=True)
 
 
 class Upgrade:
@@ -133,8 +98,13 @@ class Upgrade:
         self.original: dict[str, Any] = {}
         self.deployment_id: str | None = None
         self.logger = get_run_logger()
+        # A cancel stops the run at the next phase, except on the way out: that one
+        # must finish, whoever asked for it.
+        self.stops_on_cancel = True
 
     def phase(self, name: str, step: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.stops_on_cancel:
+            raise_if_cancelled(f"before {name}")
         record = self.timeline.start(name)
         try:
             result = step(*args, **kwargs)
@@ -194,7 +164,8 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     run.table("green-validation", report.table(), report.summary())
     run.markdown("green-validation-summary", report.markdown(), report.summary())
     green_checks.stop_on_blockers("green validation", report)
-    _ask(
+    ask(
+        "green-validated",
         "green validated",
         f"**Green validated** for `{run.cluster}`.\n\n{green_checks.pause_note(report)}\n\n"
         "Test your applications against the green endpoints now, read-only: writes on green "
@@ -209,7 +180,8 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     green_checks.stop_on_blockers("pre-switchover checks", checks)
     cluster = describe_cluster(run.cluster)
     original_endpoint = {"host": cluster["Endpoint"], "port": cluster["Port"]}
-    _ask(
+    ask(
+        "approve-switchover",
         "approve switchover",
         f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}.\n\n"
         f"{green_checks.pause_note(checks)}\n\nThe switchover drops connections once; it "
@@ -244,12 +216,15 @@ def switch_over(run: Upgrade) -> None:
     started = run.phase(
         "switchover", start_switchover, run.deployment_id, p.switchover_timeout_seconds
     )
+    # Once asked, AWS switches over whatever we do: a cancel now is answered after it ends.
+    run.stops_on_cancel = False
     done = run.phase(
         "wait for switchover",
         wait_for_switchover,
         run.deployment_id,
         p.switchover_timeout_seconds + 600,
     )
+    run.stops_on_cancel = True
     run.markdown("switchover", f"# Switchover\n\n{started.reason}\n\n{done.reason}\n", done.reason)
 
 
@@ -389,16 +364,24 @@ def way_out(run: Upgrade, reason: str) -> None:
 
 # The flow checks its own parameters: wrong ones end the run with one line (BadInput).
 @flow(name="aurora-blue-green-upgrade", persist_result=False, validate_parameters=False)
-def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any]:
+def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any] | State:
     """Upgrade an Aurora PostgreSQL cluster through an RDS Blue/Green deployment."""
     run = Upgrade(parameters_from(parameters))
-    checks = run.phase("preflight", run_preflight, parameters)
+    run_id = flow_run.get_id()
+    with (
+        one_run_per_cluster(run.cluster, run_id, flow_run.get_name() or ""),
+        watching_for_cancel(run_id),
+    ):
+        return upgrade(run)
+
+
+def upgrade(run: Upgrade) -> dict[str, Any] | State:
+    """The phases, once this run is the only one on the cluster."""
+    checks = run.phase("preflight", run_preflight, run.params)
     run.table("preflight", checks.rows(), checks.summary())
     if not checks.passed:
         finish(run, f"Stopped before any change: {checks.summary()}")
-        raise PreconditionFailed(
-            checks.summary() + " " + "; ".join(f"{c.name}: {c.fix}" for c in checks.failed)
-        )
+        raise PreconditionFailed(checks.refusal())
     run.original = checks.facts
     original_endpoint = None
     if checks.situation != preflight.AFTER_SWITCHOVER:
@@ -412,20 +395,49 @@ def aurora_blue_green_upgrade(parameters: UpgradeParameters) -> dict[str, Any]:
             finish(run, f"Stopped before the switchover; the deployment is left: {error}")
             raise
         except BaseException as error:
+            run.stops_on_cancel = False
             reason = _sentence(error)
             if _switchover_started(run):
-                finish(run, f"Failed after the switchover started: {reason}")
-                raise
+                return _stopped(run, f"Stopped after the switchover started: {reason}", error)
             way_out(run, reason)
-            finish(run, f"Took the way out: {reason}")
-            raise
+            return _stopped(run, f"Took the way out: {reason}", error)
     try:
         after_switchover(run, original_endpoint)
         terraform_phase(run)
     except BaseException as error:
-        finish(run, f"Switched over; then stopped: {_sentence(error)}")
-        raise
-    return finish(run, f"Upgraded {run.cluster} to {parameters.target_engine_version}.")
+        run.stops_on_cancel = False
+        return _stopped(run, f"Switched over; then stopped: {_sentence(error)}", error)
+    return finish(run, f"Upgraded {run.cluster} to {run.params.target_engine_version}.")
+
+
+def _stopped(run: Upgrade, status: str, error: BaseException) -> State:
+    """Report where things stand; end Cancelled when a person cancelled, else re-raise."""
+    if not status.startswith("Took the way out"):
+        status = f"{status} {where_things_stand(run)}"
+    finish(run, status)
+    if isinstance(error, RunCancelled):
+        return Cancelled(message=status)
+    raise error
+
+
+def where_things_stand(run: Upgrade) -> str:
+    """One sentence on the cluster as AWS shows it now, for a run that stops half-way."""
+    try:
+        cluster = describe_cluster(run.cluster) or {}
+        deployment = deployment_named(run.params.effective_deployment_name)
+        held = password.held_password_exists(run.cluster)
+        old = [c["DBClusterIdentifier"] for c in retired_clusters(run.cluster)]
+    except Exception as error:
+        return f"Where things stand could not be read ({_sentence(error)}); rerun to continue."
+    parts = [
+        f"Now: {run.cluster} runs {cluster.get('EngineVersion', 'unknown')}",
+        "password managed by Secrets Manager"
+        if is_password_managed(cluster)
+        else "password self-managed" + (" (held in our secret)" if held else ""),
+        f"deployment {deployment['Status']}" if deployment else "no deployment",
+        f"old blue kept: {', '.join(old)}" if old else "no old blue tagged",
+    ]
+    return "; ".join(parts) + ". Rerun with the same parameters to finish."
 
 
 def _switchover_started(run: Upgrade) -> bool:
