@@ -34,11 +34,16 @@ def lab_up(
         0.0, "--provisioning-delay", help="Seconds a new Blue/Green deployment stays PROVISIONING."
     ),
     port: int = typer.Option(0, "--port", help="Port of the AWS API (0: any free port)."),
+    enforce_iam: bool = typer.Option(
+        False,
+        "--enforce-iam",
+        help="Enforce IAM; the environment's keys hold only deployments/iam-policy.json.",
+    ),
 ) -> None:
     """Start the lab in the background (or say that it already runs)."""
     from lab import control
 
-    info = control.up(lab_dir, instances, provisioning_delay, port)
+    info = control.up(lab_dir, instances, provisioning_delay, port, iam=enforce_iam)
     if info.get("already_running"):
         typer.echo(f"lab already running in {info['lab_dir']} at {info.get('endpoint_url')}")
         return
@@ -46,6 +51,8 @@ def lab_up(
         f"lab up in {info['startup_seconds']} s: AWS API {info['endpoint_url']}, "
         f"blue PostgreSQL {info['versions']['blue']}, green PostgreSQL {info['versions']['green']}"
     )
+    if info.get("iam"):
+        typer.echo(f"IAM enforced: the environment acts as {info['iam']['user']}")
     typer.echo(f"environment: source {Path(info['lab_dir']) / 'env'}")
 
 
@@ -114,6 +121,7 @@ def _run_logs_on_console(stream) -> None:
     its message, without the traceback Prefect adds (the run's log in the API keeps it)."""
     import logging
 
+    import prefect.main  # noqa: F401  (sets Prefect's logging up, as any use of its API does)
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
