@@ -127,6 +127,7 @@ def _run_logs_on_console(stream) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
             handler.setStream(stream)
+            handler.console.file = stream  # it prints through a rich Console of its own
             handler.addFilter(_drop_expected_tracebacks)
 
 

@@ -58,6 +58,12 @@ class Preflight:
         names = ", ".join(c.name for c in self.failed)
         return f"{len(self.failed)} of {len(self.checks)} preflight checks failed: {names}."
 
+    def refusal(self) -> str:
+        """One line: which checks failed, what each found and its fix."""
+        found = "; ".join(f"{c.name} ({c.detail}): {c.fix}" for c in self.failed)
+        counted = f"{len(self.failed)} of {len(self.checks)} preflight checks failed"
+        return " ".join(f"{counted}: {found}".split())
+
     def rows(self) -> list[dict[str, str]]:
         return [
             {
