@@ -60,7 +60,15 @@ CHAIN_VARIABLES = (
     "AWS_PROFILE",
     "AWS_ACCESS_KEY_ID",
 )
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
+# Five tries per call in all (botocore's `max_attempts` would count retries only), each
+# bounded: RDS and Secrets Manager answer in well under a second, so an endpoint that
+# holds a connection 20 s is down, not slow (botocore's default read timeout is 60 s).
+# With standard backoff (at most 1+2+4+8 s between tries) one call gives up within
+# 5 x (10 + 20) + 15 = 165 s, and a task with its 3 retries within 4 x 165 + 17 x 1.5 s,
+# about 11.5 min. A refused or dropped connection gives up in seconds.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=10, read_timeout=20
+)
 
 
 def client(service: str) -> Any:
