@@ -209,9 +209,11 @@ def inside_switchover_window(run: Upgrade) -> None:
         )
 
 
-def switch_over(run: Upgrade) -> None:
-    """Phase 8."""
-    inside_switchover_window(run)
+def switch_over(run: Upgrade, resumed: bool = False) -> None:
+    """Phase 8. `resumed`: a switchover already under way (an earlier run died in it) is
+    only waited for: it is AWS's now, its window was the earlier run's."""
+    if not resumed:
+        inside_switchover_window(run)
     p = run.params
     started = run.phase(
         "switchover", start_switchover, run.deployment_id, p.switchover_timeout_seconds
@@ -338,7 +340,10 @@ def finish(run: Upgrade, status: str) -> dict[str, Any]:
         run.cluster, "report", run.timeline.markdown(f"Upgrade of {run.cluster}", status), status
     )
     run.timeline.keep(key)
-    cluster = describe_cluster(run.cluster) or {}
+    try:
+        cluster = describe_cluster(run.cluster) or {}
+    except AuroraBGError:  # the report is out; an unreadable cluster must not hide why
+        cluster = {}
     return {
         "status": status,
         "cluster": run.cluster,
@@ -386,8 +391,14 @@ def upgrade(run: Upgrade) -> dict[str, Any] | State:
     original_endpoint = None
     if checks.situation != preflight.AFTER_SWITCHOVER:
         try:
-            original_endpoint = before_switchover(run)
-            switch_over(run)
+            resumed = _switchover_started(run)
+            if resumed:
+                # Green is production in all but name: validating or pausing again would
+                # judge the new primary by green's rules. Wait for the switchover instead.
+                run.deployment_id = _deployment_id(run)
+            else:
+                original_endpoint = before_switchover(run)
+            switch_over(run, resumed)
         except SwitchoverFailed as error:
             finish(run, f"Switchover failed, AWS rolled back; the deployment is left: {error}")
             raise
@@ -397,9 +408,18 @@ def upgrade(run: Upgrade) -> dict[str, Any] | State:
         except BaseException as error:
             run.stops_on_cancel = False
             reason = _sentence(error)
-            if _switchover_started(run):
+            try:
+                started = _switchover_started(run)
+                if not started:
+                    way_out(run, reason)
+            except Exception as stuck:
+                # AWS cannot be read (an outage) or the way out failed too: report the error
+                # that stopped the run and what could not be done, never only the second.
+                return _stopped(
+                    run, f"Stopped: {reason.rstrip('.')}. The way out was not taken: {_sentence(stuck)}", error
+                )
+            if started:
                 return _stopped(run, f"Stopped after the switchover started: {reason}", error)
-            way_out(run, reason)
             return _stopped(run, f"Took the way out: {reason}", error)
     try:
         after_switchover(run, original_endpoint)
@@ -438,6 +458,10 @@ def where_things_stand(run: Upgrade) -> str:
         f"old blue kept: {', '.join(old)}" if old else "no old blue tagged",
     ]
     return "; ".join(parts) + ". Rerun with the same parameters to finish."
+
+
+def _deployment_id(run: Upgrade) -> str:
+    return deployment_named(run.params.effective_deployment_name)["BlueGreenDeploymentIdentifier"]
 
 
 def _switchover_started(run: Upgrade) -> bool:
