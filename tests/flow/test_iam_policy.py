@@ -18,6 +18,8 @@ from botocore.exceptions import ClientError
 
 from aurora_bg.errors import BusinessError
 from lab import iam
+from lab.fidelity.world import LAB_ACCOUNT
+from lab.iam_scope import denied_resources
 from tasks.aws import classify
 from tests.doc_tables import DocTable
 from tests.flow.flowtools import CLUSTER_ID, can_write, flow_in_thread, lab_parameters
@@ -111,6 +113,14 @@ def test_a_run_holding_only_the_shipped_policy_upgrades_the_cluster(
     for call in calls:
         first_call.setdefault(permission(call), call["time"])
     assert {p for p, t in first_call.items() if t > switchover} == AFTER_SWITCHOVER
+    # moto checked the actions; the resources and tag conditions are replayed as AWS has them.
+    filled = iam.fill_placeholders(POLICY, iam.lab_placeholders(lab.info))
+    outside = [
+        f"{permission(c)} on {arn}"
+        for c in calls
+        for arn in denied_resources(filled, c, lab.info["region"], LAB_ACCOUNT)
+    ]
+    assert outside == []
 
 
 @pytest.mark.parametrize("action", CALLED)
@@ -190,3 +200,59 @@ def test_policy_placeholders_are_all_filled_for_the_lab() -> None:
     assert not [name for name in iam.PLACEHOLDERS if name in text]
     assert "arn:aws:rds:region:account:cluster:cluster" in text
     assert "cluster-pg:target_cluster_parameter_group" in text
+
+
+def lab_call(service: str, action: str, **params: Any) -> dict[str, Any]:
+    return {"service": service, "action": action, "params": params}
+
+
+@pytest.mark.parametrize(
+    ("call", "allowed"),
+    [
+        (lab_call("rds", "DeleteDBCluster", DBClusterIdentifier="provisioning-rds-old1"), True),
+        (lab_call("rds", "DeleteDBCluster", DBClusterIdentifier=CLUSTER_ID), False),
+        (lab_call("rds", "ModifyDBCluster", DBClusterIdentifier=CLUSTER_ID), True),
+        (lab_call("secretsmanager", "GetSecretValue", SecretId="payments/api-key"), False),
+        (
+            lab_call(
+                "secretsmanager",
+                "CreateSecret",
+                Name=f"aurora-bg/{CLUSTER_ID}/master-password",
+                Tags=[{"Key": "aurora-bg:cluster", "Value": CLUSTER_ID}],
+            ),
+            True,
+        ),
+        (
+            lab_call(
+                "secretsmanager", "CreateSecret", Name=f"aurora-bg/{CLUSTER_ID}/master-password"
+            ),
+            False,
+        ),
+        (
+            lab_call(
+                "secretsmanager", "DeleteSecret", SecretId="aurora-bg/other-db/master-password"
+            ),
+            False,
+        ),
+    ],
+    ids=[
+        "deletes-the-old-blue",
+        "never-deletes-the-production-cluster",
+        "changes-the-password-mode",
+        "reads-no-other-secret",
+        "creates-the-held-secret-tagged",
+        "creates-no-untagged-secret",
+        "deletes-no-other-clusters-held-secret",
+    ],
+)
+def test_the_policy_scopes_resources_as_aws_evaluates_them(
+    call: dict[str, Any], allowed: bool
+) -> None:
+    filled = iam.fill_placeholders(
+        POLICY,
+        iam.lab_placeholders(
+            {"region": "ap-northeast-1", "topology": {"cluster_identifier": CLUSTER_ID}}
+        ),
+    )
+
+    assert (denied_resources(filled, call, "ap-northeast-1", LAB_ACCOUNT) == []) is allowed
