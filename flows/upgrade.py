@@ -416,7 +416,9 @@ def upgrade(run: Upgrade) -> dict[str, Any] | State:
                 # AWS cannot be read (an outage) or the way out failed too: report the error
                 # that stopped the run and what could not be done, never only the second.
                 return _stopped(
-                    run, f"Stopped: {reason.rstrip('.')}. The way out was not taken: {_sentence(stuck)}", error
+                    run,
+                    f"Stopped: {reason.rstrip('.')}. The way out was not taken: {_sentence(stuck)}",
+                    error,
                 )
             if started:
                 return _stopped(run, f"Stopped after the switchover started: {reason}", error)
