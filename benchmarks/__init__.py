@@ -1,0 +1,1 @@
+"""Benchmarks of the upgrade against the lab (see benchmarks/RESULTS.md)."""
