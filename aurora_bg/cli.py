@@ -34,6 +34,9 @@ def lab_up(
         0.0, "--provisioning-delay", help="Seconds a new Blue/Green deployment stays PROVISIONING."
     ),
     port: int = typer.Option(0, "--port", help="Port of the AWS API (0: any free port)."),
+    clusters: int = typer.Option(
+        1, "--clusters", help="Clusters: provisioning-rds, provisioning-rds-2, … (tag fleet=lab)."
+    ),
     enforce_iam: bool = typer.Option(
         False,
         "--enforce-iam",
@@ -43,7 +46,7 @@ def lab_up(
     """Start the lab in the background (or say that it already runs)."""
     from lab import control
 
-    info = control.up(lab_dir, instances, provisioning_delay, port, iam=enforce_iam)
+    info = control.up(lab_dir, instances, provisioning_delay, port, clusters, iam=enforce_iam)
     if info.get("already_running"):
         typer.echo(f"lab already running in {info['lab_dir']} at {info.get('endpoint_url')}")
         return
@@ -51,6 +54,8 @@ def lab_up(
         f"lab up in {info['startup_seconds']} s: AWS API {info['endpoint_url']}, "
         f"blue PostgreSQL {info['versions']['blue']}, green PostgreSQL {info['versions']['green']}"
     )
+    if clusters > 1:
+        typer.echo(f"{clusters} clusters, each on its own blue and green PostgreSQL, tag fleet=lab")
     if info.get("iam"):
         typer.echo(f"IAM enforced: the environment acts as {info['iam']['user']}")
     typer.echo(f"environment: source {Path(info['lab_dir']) / 'env'}")
@@ -140,6 +145,29 @@ def _drop_expected_tracebacks(record) -> bool:
 def _without_prefix(message: str) -> str:
     """Prefect's 'Flow run encountered an exception: PreconditionFailed: ...' as our line."""
     return message.removeprefix("Flow run encountered an exception: ")
+
+
+@app.command("fleet")
+def fleet(
+    params_file: Path = typer.Option(..., "--params-file", help="YAML file of fleet parameters."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve every pause."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+) -> None:
+    """Run the fleet flow in this process: many clusters, at most max_parallel at once."""
+    from aurora_bg.fleet_runner import load_fleet_parameters, run_fleet
+
+    summary = run_fleet(load_fleet_parameters(params_file), auto_approve=auto_approve)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        for row in summary["clusters"]:
+            typer.echo(
+                f"{row['cluster']}: {row['outcome']}, {row['version']}, {row['minutes']} min, "
+                f"{row['api_calls']} AWS calls"
+            )
+        typer.echo(f"{summary['state']}: {summary['message']} (flow run {summary['flow_run_id']})")
+    if summary["state"] != "COMPLETED":
+        raise AuroraBGError(summary["message"] or f"the fleet ended {summary['state']}")
 
 
 @app.command("deploy")

@@ -35,6 +35,16 @@ from aurora_bg.params import UpgradeParameters, one_line, zone_named
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = ROOT / "prefect.yaml"
 FLOW_NAME = "aurora-blue-green-upgrade"
+# The fleet deployment runs another flow; its form (clusters, shared settings) is filled
+# in the UI, so an environment's upgrade parameters are not written into it.
+FLEET_ENTRYPOINT = "flows/fleet.py:aurora_blue_green_fleet"
+FLEET_FLOW_NAME = "aurora-blue-green-fleet"
+
+
+def flow_name_of(deployment: dict[str, Any]) -> str:
+    return FLEET_FLOW_NAME if deployment.get("entrypoint") == FLEET_ENTRYPOINT else FLOW_NAME
+
+
 SCHEDULED = "maintenance-window"
 DEPLOY_TIMEOUT_SECONDS = 300
 
@@ -131,7 +141,8 @@ def render(environment: Environment, template: Path = PREFECT_YAML) -> dict[str,
     """prefect.yaml with the environment's parameters and schedule filled in (checked)."""
     project = yaml.safe_load(template.read_text())
     for deployment in project["deployments"]:
-        deployment["parameters"] = {"parameters": environment.parameters_json()}
+        if flow_name_of(deployment) == FLOW_NAME:
+            deployment["parameters"] = {"parameters": environment.parameters_json()}
         deployment["tags"] = [*deployment.get("tags", []), f"environment:{environment.name}"]
         if deployment["name"] == SCHEDULED and environment.schedule is not None:
             deployment["schedules"] = [environment.schedule.model_dump()]
@@ -161,8 +172,8 @@ def summary(project: dict[str, Any]) -> list[str]:
             for s in schedules
         )
         lines.append(
-            f"{FLOW_NAME}/{deployment['name']} on work pool {deployment['work_pool']['name']}: "
-            f"{when or 'run by hand'}"
+            f"{flow_name_of(deployment)}/{deployment['name']} on work pool "
+            f"{deployment['work_pool']['name']}: {when or 'run by hand'}"
         )
     return lines
 
@@ -234,7 +245,7 @@ def register(environment: Environment) -> list[str]:
         output = [line.strip() for line in (done.stdout + done.stderr).splitlines()]
         last = next((line for line in reversed(output) if line), "no output")
         raise AuroraBGError(f"prefect deploy failed ({done.returncode}): {last}")
-    ids = registered_ids([d["name"] for d in project["deployments"]])
+    ids = registered_ids([f"{flow_name_of(d)}/{d['name']}" for d in project["deployments"]])
     lines += [
         f"registered {line} (id {ids[d['name']]})"
         for line, d in zip(summary(project), project["deployments"], strict=True)
@@ -244,15 +255,16 @@ def register(environment: Environment) -> list[str]:
 
 
 def registered_ids(names: list[str]) -> dict[str, str]:
-    """The server's id of each deployment `name` of the flow; AuroraBGError if one is missing."""
+    """The server's id of each `flow/deployment` name, by deployment name; AuroraBGError if one
+    is missing."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     ids = {}
     with get_client(sync_client=True) as client:
-        for name in names:
+        for name in names:  # flow/deployment
             try:
-                ids[name] = str(client.read_deployment_by_name(f"{FLOW_NAME}/{name}").id)
+                ids[name.split("/", 1)[1]] = str(client.read_deployment_by_name(name).id)
             except ObjectNotFound:
-                raise AuroraBGError(f"prefect deploy did not register {FLOW_NAME}/{name}") from None
+                raise AuroraBGError(f"prefect deploy did not register {name}") from None
     return ids

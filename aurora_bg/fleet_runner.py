@@ -1,0 +1,73 @@
+"""Run the fleet flow in this process (`aurora-bg fleet`), like `aurora-bg run` does one.
+
+`--auto-approve` answers every pause of the fleet's runs through the Prefect
+API with an "approve" form, as a person would: each cluster's pauses in
+per-cluster mode, the fleet's own in batch mode.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from aurora_bg.errors import BadInput
+from aurora_bg.fleet_params import FleetParameters
+from aurora_bg.params import one_line
+
+
+def load_fleet_parameters(params_file: Path) -> FleetParameters:
+    """The fleet's parameters from a YAML file; one-line BadInput on error."""
+    try:
+        data = yaml.safe_load(Path(params_file).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"fleet parameters file {params_file} does not exist") from None
+    except yaml.YAMLError:
+        raise BadInput(f"fleet parameters file {params_file} is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"fleet parameters file {params_file} must hold a mapping of parameters")
+    try:
+        return FleetParameters.model_validate(data)
+    except ValidationError as error:
+        raise BadInput(one_line(error)) from None
+
+
+def run_fleet(params: FleetParameters, auto_approve: bool = False) -> dict[str, Any]:
+    """Run the fleet flow here; returns its summary (state, message, one row per cluster)."""
+    from prefect import tags
+
+    from aurora_bg.runner import _approve_paused_runs
+    from flows.fleet import aurora_blue_green_fleet
+
+    tag = f"aurora-bg-fleet-cli-{uuid.uuid4().hex[:12]}"
+    stop = threading.Event()
+    answered: list[str] = []
+    watcher = None
+    if auto_approve:
+        watcher = threading.Thread(
+            target=_approve_paused_runs, args=(tag, stop, answered), daemon=True
+        )
+        watcher.start()
+    started = time.monotonic()
+    try:
+        with tags(tag):
+            state = aurora_blue_green_fleet(params, return_state=True)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=5)
+    data = state.result(raise_on_failure=False) if state.is_final() else None
+    return {
+        "flow_run_id": str(state.state_details.flow_run_id),
+        "state": state.type.value,
+        "message": state.message or "",
+        "seconds": round(time.monotonic() - started, 1),
+        "approvals": len(answered),
+        "clusters": data.get("clusters", []) if isinstance(data, dict) else [],
+        "report_artifact": "fleet-report",
+    }
