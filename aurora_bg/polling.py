@@ -11,11 +11,12 @@ than a fixed 30-s poll would:
 - intervals then grow from `first_interval` by `backoff` up to
   `max_interval`, with jitter so that many waits do not poll in step;
 - `hurry`: the caller knows a change is near (say, the deployment's last
-  task is running) and asks for `hurry_interval`;
+  task is running) and asks for `hurry_interval`, which backs off in turn
+  so that a long last step stays cheap;
 - `forecast`: the caller estimates when the goal will hold, as the earliest
   and latest seconds from now; the poll sleeps no further than the earliest
-  and polls at `hurry_interval` inside the window, so a good forecast buys a
-  short reaction for a few calls.
+  and, inside the window, halves what is left of it (never below
+  `hurry_interval`), so a good forecast buys a short reaction for a few calls.
 
 The clock and the sleep are injectable for tests.
 """
