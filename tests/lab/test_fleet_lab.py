@@ -69,3 +69,14 @@ def test_switchover_of_one_cluster_leaves_the_others_writable_and_connected(
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("16")
     with fleet_lab.connect_cluster(CLUSTERS[2], fleet_lab.master_password(CLUSTERS[2])) as conn:
         assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+
+
+def test_discovery_by_tag_finds_every_cluster_of_the_fleet_and_changes_nothing(
+    fleet_lab: RunningLab,
+) -> None:
+    from tasks.fleet_limits import clusters_tagged
+
+    since = fleet_lab.calls()[-1]["time"]
+    assert clusters_tagged("fleet", "lab", fleet_lab.rds) == sorted(CLUSTERS)
+    assert clusters_tagged("fleet", "other", fleet_lab.rds) == []
+    assert fleet_lab.mutating_calls(since) == []
