@@ -27,6 +27,9 @@ from tasks.rds_state import (
 )
 
 TAG_CREATED_BY = "aurora-bg:created-by"
+# Green takes tens of minutes on AWS: never slower than botocore's 30-s waiter, and
+# a ramp from 4 s for the labs and retries that find it nearly ready
+GREEN_SCHEDULE = {"first_interval": 4.0, "max_interval": 30.0, "hurry_interval": 2.0}
 
 
 def task_progress(deployment: dict[str, Any]) -> tuple[int, int]:
@@ -154,12 +157,10 @@ def wait_until_available(
         done,
         timeout=timeout,
         what=f"Blue/Green deployment {deployment_id} to become AVAILABLE",
-        first_interval=4.0,
-        max_interval=30.0,
         hurry=last_task_running,
-        hurry_interval=2.0,
         forecast=ProvisioningForecast(),
         on_poll=on_progress,
+        **GREEN_SCHEDULE,
         **extra,
     )
     deployment = stats.last

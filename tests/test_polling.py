@@ -9,7 +9,7 @@ import pytest
 
 from aurora_bg.errors import WaitTimedOut
 from aurora_bg.polling import poll_until
-from tasks.blue_green import ProvisioningForecast
+from tasks.blue_green import GREEN_SCHEDULE, ProvisioningForecast, last_task_running
 
 
 class FakeClock:
@@ -227,3 +227,53 @@ def test_the_provisioning_forecast_gives_up_when_tasks_are_far_from_equal():
     assert forecast(deployment_at(3)) is not None  # d <= 3.3 s
     now[0] += 100  # still three done 110 s in: d >= 27.5, contradicting d <= 3.3
     assert forecast(deployment_at(3)) is None
+
+
+def simulate_green(task_minutes: list[float]) -> tuple[float, int]:
+    """(seconds from AVAILABLE to noticing it, polls) of the wait for green's schedule on a
+    deployment whose tasks take `task_minutes`, driven by the fake clock."""
+    clock = FakeClock()
+    ends = [60 * sum(task_minutes[: i + 1]) for i in range(len(task_minutes))]
+
+    def probe() -> dict:
+        done = sum(1 for end in ends if end <= clock.now)
+        tasks = [{"Status": "COMPLETED"}] * done + [{"Status": "IN_PROGRESS"}] * (len(ends) - done)
+        return {
+            "Status": "AVAILABLE" if done == len(ends) else "PROVISIONING",
+            "CreateTime": datetime.fromtimestamp(0, UTC),
+            "Tasks": tasks,
+        }
+
+    stats = poll_until(
+        probe,
+        lambda d: d["Status"] == "AVAILABLE",
+        timeout=7200,
+        what="green",
+        hurry=last_task_running,
+        forecast=ProvisioningForecast(now=clock),
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(3),
+        **GREEN_SCHEDULE,
+    )
+    return clock.now - ends[-1], stats.polls
+
+
+def fixed_30s_polls(seconds: float) -> int:
+    return int(seconds // 30) + 2  # one at the start, one per 30 s, the one that sees it
+
+
+@pytest.mark.parametrize(
+    "task_minutes",
+    [[7.5, 7.5, 7.5, 7.5], [5, 20, 3, 2], [1, 25, 2, 0.5], [10, 10, 5, 15]],
+    ids=["equal", "long-upgrade", "short-last-task", "long-last-task"],
+)
+def test_the_wait_for_green_costs_at_most_half_again_the_calls_of_a_30s_poll(task_minutes):
+    late, polls = simulate_green(task_minutes)
+    assert polls <= 1.5 * fixed_30s_polls(60 * sum(task_minutes))
+    assert late <= 30  # never slower to notice than the 30-s poll at its worst
+
+
+def test_the_wait_for_green_notices_equal_tasks_within_seconds():
+    late, _ = simulate_green([7.5, 7.5, 7.5, 7.5])
+    assert late <= 6
