@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 
 from tests.flow.flowtools import (
@@ -81,3 +82,35 @@ def _runs_of(cluster: str, exclude: str) -> list:
         return [r for r in runs if str(r.id) != exclude]
 
     return wait_for(found, 30, what=f"the other runs of {cluster}")
+
+
+def test_runs_for_different_clusters_proceed_side_by_side(
+    tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab import control
+    from tests.labtools import RunningLab as Lab
+    from tests.labtools import assert_nothing_running
+
+    info = control.up(tmp_path / "lab", 1, 0.0, clusters=2)
+    try:
+        lab = Lab(info=info, dir=Path(info["lab_dir"]))
+        for name, value in lab.env.items():
+            monkeypatch.setenv(name, value)
+        second_cluster = "provisioning-rds-2"
+        with (
+            flow_in_thread(lab_parameters(lab)) as first,
+            flow_in_thread(lab_parameters(lab, cluster_identifier=second_cluster)) as second,
+        ):
+            first.wait_paused()
+            second.wait_paused()  # both hold their own cluster's slot at once
+            for run in (first, second):
+                run.answer("approve")
+            for run in (first, second):
+                run.answer("approve")
+            assert first.finish().is_completed(), first.state.message
+            assert second.finish().is_completed(), second.state.message
+        for cluster in (CLUSTER_ID, second_cluster):
+            assert lab.cluster(cluster)["EngineVersion"] == TARGET_VERSION
+    finally:
+        control.down(tmp_path / "lab")
+        assert_nothing_running(tmp_path / "lab")
