@@ -286,7 +286,10 @@ def decide_removal(
     if found is None:
         pending = read_import_file(terraform_dir)
         if cluster_id not in {i for a, i in pending if a.startswith(f"{CLUSTER_TYPE}.")}:
-            raise BadInput(f"cluster {cluster_id} is not in the Terraform state at {terraform_dir}")
+            raise BadInput(
+                f"cluster {cluster_id} is not in the Terraform state at {terraform_dir}: check "
+                "the cluster identifier, or give the directory whose state manages it"
+            )
         cluster_address = next(a for a, i in pending if a.startswith(f"{CLUSTER_TYPE}."))
         instances = {a: i for a, i in pending if a.startswith(f"{INSTANCE_TYPE}.")}
         reason = (

@@ -52,7 +52,10 @@ def read_cluster_facts(rds: Any, cluster_identifier: str) -> ClusterFacts:
     try:
         clusters = rds.describe_db_clusters(DBClusterIdentifier=cluster_identifier)["DBClusters"]
     except rds.exceptions.DBClusterNotFoundFault as exc:
-        raise PreconditionFailed(f"cluster {cluster_identifier} does not exist in AWS") from exc
+        raise PreconditionFailed(
+            f"cluster {cluster_identifier} does not exist in AWS: check the cluster identifier, "
+            "AWS_REGION and the credentials in use"
+        ) from exc
     cluster = clusters[0]
     groups = {}
     for member in cluster.get("DBClusterMembers", []):
@@ -77,7 +80,10 @@ def run_terraform(tf: Terraform, command: str, *args: str, **options: Any) -> tu
     try:
         code, out, err = tf.cmd(command, *args, **options)
     except OSError as exc:
-        raise BadInput(f"cannot run terraform at {tf.terraform_bin_path}: {exc.strerror}") from exc
+        raise BadInput(
+            f"cannot run terraform at {tf.terraform_bin_path}: {exc.strerror} "
+            "(give the path of the terraform executable that wrote the state)"
+        ) from exc
     return code, out or "", err or ""
 
 
@@ -85,7 +91,17 @@ def terraform_for(terraform_dir: Path, terraform_bin: str) -> Terraform:
     """python-terraform for the directory; a relative binary path is taken from the cwd."""
     if os.sep in terraform_bin:
         terraform_bin = str(Path(terraform_bin).resolve())
-    return Terraform(working_dir=str(terraform_dir), terraform_bin_path=terraform_bin)
+    try:  # python-terraform reads the local state file as it starts
+        return Terraform(working_dir=str(terraform_dir), terraform_bin_path=terraform_bin)
+    except json.JSONDecodeError as exc:
+        raise state_not_json(terraform_dir, exc) from None
+
+
+def state_not_json(terraform_dir: Path, exc: json.JSONDecodeError) -> BadInput:
+    return BadInput(
+        f"the Terraform state in {terraform_dir} is not JSON (line {exc.lineno}): "
+        "restore it from terraform.tfstate.backup or the backend's history"
+    )
 
 
 def first_line_of_error(stderr: str) -> str:
@@ -107,17 +123,29 @@ def pull_state(tf: Terraform, terraform_dir: Path) -> tuple[dict[str, Any], str]
     Raises BadInput when the directory is not a Terraform directory with a state.
     """
     if not Path(terraform_dir).is_dir():
-        raise BadInput(f"{terraform_dir} is not a directory")
+        raise BadInput(
+            f"{terraform_dir} is not a directory: give the directory that holds the "
+            "configuration managing the cluster"
+        )
     if not any(Path(terraform_dir).glob("*.tf")):
-        raise BadInput(f"{terraform_dir} holds no Terraform configuration (*.tf)")
+        raise BadInput(
+            f"{terraform_dir} holds no Terraform configuration (*.tf): give the directory "
+            "where terraform plan runs for the cluster"
+        )
     code, out, err = run_terraform(tf, "state pull")
     if code != 0:
         raise BadInput(
             f"terraform state pull failed in {terraform_dir}: {first_line_of_error(err)}"
         )
     if not out.strip():
-        raise BadInput(f"no Terraform state in {terraform_dir}")
-    return json.loads(out), out
+        raise BadInput(
+            f"no Terraform state in {terraform_dir}: give the directory whose terraform state "
+            "pull shows the cluster (run terraform init there first for a remote backend)"
+        )
+    try:
+        return json.loads(out), out
+    except json.JSONDecodeError as exc:
+        raise state_not_json(terraform_dir, exc) from None
 
 
 @dataclass(frozen=True)
