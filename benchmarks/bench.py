@@ -199,6 +199,19 @@ def write_results(sections: list[str], facts: dict[str, str], path: Path = RESUL
     path.write_text(text)
 
 
+def attempts(label: str, body: Callable[[int], Any], runs: int, lost: list[str]) -> list[Any]:
+    """`runs` results of `body`; a run that fails is noted in `lost` (the others still count)."""
+    results = []
+    for index in range(runs):
+        try:
+            results.append(body(index))
+        except Exception as error:
+            lost.append(f"{label}, run {index + 1}: {type(error).__name__}: {error}")
+    if not results:
+        raise RuntimeError(f"every run of {label} failed: {lost}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-10", type=int, default=5, help="deployments at a 10-s delay")
@@ -214,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     plan = [[300.0]] * args.runs_300 + [[60.0] * args.runs_60, [10.0] * args.runs_10]
     reactions: list[Reaction] = []
     failures: list[BaseException] = []
+    lost: list[str] = []  # runs of b and c that failed, reported beside the results
 
     def lane(index: int, delays: list[float]) -> None:
         try:
@@ -226,17 +240,17 @@ def main(argv: list[str] | None = None) -> None:
         for i, d in enumerate(plan)
         if d
     ]
-    for thread in lanes:
-        thread.start()
-    try:
-        with prefect_api(work) as api:
-            approvals = [approval_once(work, api, i) for i in range(args.flows)]
-            print(f"approval → switchover: {approvals}", flush=True)
-            overheads = [overhead_once(work, api, i) for i in range(args.flows)]
-            print(f"overhead: {overheads}", flush=True)
-    finally:
+    with prefect_api(work) as api:  # before the lanes: it starts slowly on a busy machine
         for thread in lanes:
-            thread.join()
+            thread.start()
+        try:
+            approvals = attempts("b", lambda i: approval_once(work, api, i), args.flows, lost)
+            print(f"approval → switchover: {approvals}", flush=True)
+            overheads = attempts("c", lambda i: overhead_once(work, api, i), args.flows, lost)
+            print(f"overhead: {overheads}", flush=True)
+        finally:
+            for thread in lanes:
+                thread.join()
     if failures:
         raise failures[0]
     print(f"reactions: {reactions}", flush=True)
@@ -246,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         approval_section(approvals),
         overhead_section(overheads),
     ]
+    if lost:
+        sections.append("## Runs that failed\n\n" + "\n".join(f"- {line}" for line in lost) + "\n")
     write_results(sections, facts, args.out)
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")

@@ -14,6 +14,9 @@ from typing import Any
 from lab import control, prefect_server
 from tests.labtools import RunningLab
 
+# the benchmarks run on a shared machine: give the Prefect server time to start
+PREFECT_STARTUP_LIMIT_S = 600
+
 
 @contextmanager
 def fresh_lab(lab_dir: Path, provisioning_delay: float = 0.0) -> Iterator[RunningLab]:
@@ -28,7 +31,7 @@ def fresh_lab(lab_dir: Path, provisioning_delay: float = 0.0) -> Iterator[Runnin
 @contextmanager
 def prefect_api(work_dir: Path) -> Iterator[str]:
     """A Prefect server on SQLite under `work_dir`, 127.0.0.1 only; yields its API URL."""
-    started = prefect_server.start(work_dir)
+    started = prefect_server.start(work_dir, PREFECT_STARTUP_LIMIT_S)
     try:
         yield started["api_url"]
     finally:

@@ -34,8 +34,11 @@ def is_healthy(api_url: str) -> bool:
         return False
 
 
-def start(lab_dir: Path) -> dict[str, Any]:
-    """Start the server and wait until it answers; returns pid, api_url and ui_url."""
+def start(lab_dir: Path, startup_limit: float = STARTUP_LIMIT_SECONDS) -> dict[str, Any]:
+    """Start the server and wait until it answers; returns pid, api_url and ui_url.
+
+    `startup_limit` is for callers that know the machine is busy (benchmarks).
+    """
     home = Path(lab_dir) / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -56,7 +59,7 @@ def start(lab_dir: Path) -> dict[str, Any]:
         start_new_session=True,
     )
     api_url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    deadline = time.monotonic() + startup_limit
     while not is_healthy(api_url):
         if process.poll() is not None:
             raise LabError(
@@ -64,8 +67,6 @@ def start(lab_dir: Path) -> dict[str, Any]:
             )
         if time.monotonic() > deadline:
             process.terminate()
-            raise LabError(
-                f"the lab's Prefect server did not answer within {STARTUP_LIMIT_SECONDS} s"
-            )
+            raise LabError(f"the lab's Prefect server did not answer within {startup_limit:g} s")
         time.sleep(0.25)
     return {"pid": process.pid, "api_url": api_url, "ui_url": f"http://127.0.0.1:{port}"}
