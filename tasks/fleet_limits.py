@@ -15,6 +15,7 @@ from typing import Any
 
 from aurora_bg.results import StepResult
 from tasks.aws import call, client
+from tasks.rds_state import TAG_RETIRED_FROM, tags_of
 
 PARALLEL_LIMIT = "aurora-bg-fleet-upgrades"
 RATE_LIMIT = "aurora-bg-aws-api"
@@ -24,23 +25,46 @@ RATE_LIMIT_SLOTS = 1
 
 
 def clusters_tagged(key: str, value: str, rds: Any = None) -> list[str]:
-    """Identifiers of the Aurora PostgreSQL clusters tagged key=value, sorted."""
+    """Identifiers of the Aurora PostgreSQL clusters tagged key=value, sorted.
+
+    A Blue/Green deployment copies blue's tags to green, and an old blue keeps them after
+    the switchover: neither is a cluster to upgrade. They are recognised by what AWS says
+    of them (a deployment's target before its switchover, its source after, or our
+    retired-from tag), never by their names.
+    """
     rds = rds or client("rds")
     found = []
-    marker = None
+    for cluster in _all(rds, "describe_db_clusters", "DBClusters", "listing clusters"):
+        tags = tags_of(cluster)
+        if (
+            tags.get(key) == value
+            and cluster.get("Engine") == "aurora-postgresql"
+            and TAG_RETIRED_FROM not in tags
+        ):
+            found.append(cluster)
+    not_ours = _sides_of_deployments(rds)
+    return sorted(c["DBClusterIdentifier"] for c in found if c["DBClusterArn"] not in not_ours)
+
+
+def _sides_of_deployments(rds: Any) -> set[str]:
+    """ARNs of every green (before switchover) and every old blue (after)."""
+    arns = set()
+    for deployment in _all(
+        rds, "describe_blue_green_deployments", "BlueGreenDeployments", "listing deployments"
+    ):
+        switched = deployment.get("Status") == "SWITCHOVER_COMPLETED"
+        arns.add(deployment.get("Source" if switched else "Target", ""))
+    return arns
+
+
+def _all(rds: Any, operation: str, field: str, doing: str) -> list[dict[str, Any]]:
+    items, marker = [], None
     while True:
-        page = call(
-            f"listing clusters tagged {key}={value}",
-            rds.describe_db_clusters,
-            **({"Marker": marker} if marker else {}),
-        )
-        for cluster in page["DBClusters"]:
-            tags = {t["Key"]: t["Value"] for t in cluster.get("TagList") or []}
-            if tags.get(key) == value and cluster.get("Engine") == "aurora-postgresql":
-                found.append(cluster["DBClusterIdentifier"])
+        page = call(doing, getattr(rds, operation), **({"Marker": marker} if marker else {}))
+        items += page.get(field, [])
         marker = page.get("Marker")
         if not marker:
-            return sorted(found)
+            return items
 
 
 def set_global_limit(name: str, limit: int, slot_decay_per_second: float = 0.0) -> str:
