@@ -186,6 +186,8 @@ def test_one_failing_cluster_stops_nobody_else_and_the_fleet_reports_it(
     broken = "provisioning-rds-2"
     params = fleet_parameters(
         fleet_lab,
+        clusters=[],
+        tag="fleet=lab",  # found by tag: the three clusters of the lab
         max_parallel=3,
         overrides={broken: {"target_cluster_parameter_group": "no-such-group"}},
     )
