@@ -253,7 +253,8 @@ def _got(item: dict[str, Any]) -> str:
     shown = repr(value)
     if not isinstance(value, (str, int, float, bool)) or len(shown) > SHOWN_INPUT_CHARS:
         return ""
-    return "" if shown in item["msg"] else f" (got {shown})"
+    already = re.search(rf"(?<![\w.]){re.escape(shown)}(?![\w.])", item["msg"])
+    return "" if already else f" (got {shown})"
 
 
 def one_line(error: Exception) -> str:

@@ -262,7 +262,8 @@ def _source_checks(
                 f"create {name} with family {expected_family} (with rds.logical_replication = 1 "
                 "for the cluster group)"
                 if family is None
-                else f"use a {kind} parameter group of family {expected_family}",
+                else f"use {'an' if kind == 'instance' else 'a'} {kind} parameter group of "
+                f"family {expected_family}",
             )
         )
     others = [
