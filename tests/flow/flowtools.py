@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,14 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     FlowRunFilter,
+    FlowRunFilterStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     FlowRunFilterTags,
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.flow_runs import resume_flow_run
 
 from aurora_bg.params import UpgradeParameters
@@ -373,6 +377,8 @@ class CliRun:
     ) -> None:
         """`auto_approve=False` leaves the pauses to the test (to answer or to kill into)."""
         self.lab = lab
+        self.started = datetime.now(UTC)
+        self.answered: set[str] = set()
         out_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = out_dir / f"cli-{uuid.uuid4().hex[:8]}.out"
         self.stderr_path = self.stdout_path.with_suffix(".err")
@@ -413,6 +419,38 @@ class CliRun:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         return entry
+
+    def wait_paused(self, timeout: float = PAUSE_WAIT_S) -> FlowRun:
+        """The run waiting in a pause not yet answered (only runs started by this command:
+        a killed run stays Paused in the API for ever)."""
+        paused_since = FlowRunFilter(
+            start_time=FlowRunFilterStartTime(after_=self.started),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+        )
+
+        def paused() -> FlowRun | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the run exited ({self.process.returncode}) before pausing")
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(flow_run_filter=paused_since)
+            fresh = [r for r in runs if FlowInThread._pause_key(r) not in self.answered]
+            return fresh[0] if fresh else None
+
+        return wait_for(paused, timeout, interval=0.1, what="the run paused")
+
+    def answer(self, run: FlowRun, decision: str, comment: str = "from the tests") -> None:
+        """Resume the pause as a person would; the run registers its form a moment after
+        it turns Paused, so the answer is retried until the API takes it."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                resume_flow_run(run.id, run_input={"decision": decision, "comment": comment})
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.answered.add(FlowInThread._pause_key(run))
 
     def finish(self, timeout: float = RUN_WAIT_S) -> tuple[int, dict[str, Any] | None]:
         """Exit code and the JSON summary printed on stdout (None when there is none)."""
