@@ -26,7 +26,7 @@ from prefect.utilities.engine import propose_state_sync
 from aurora_bg.errors import Rejected, RunCancelled
 from flows.cancellation import is_cancel_state
 
-APPROVAL_POLL_SECONDS = 1.0  # approval → switchover call within ~1 s
+APPROVAL_POLL_SECONDS = 0.5  # approval → switchover call within ~1 s, at two reads a second
 
 
 class Approval(RunInput):
@@ -36,15 +36,19 @@ class Approval(RunInput):
     comment: str = ""
 
 
-def ask(key: str, title: str, description: str, timeout: int) -> Approval:
-    """Pause for a person; a reject or a timeout raises Rejected, a cancel RunCancelled."""
+def ask(number: int, title: str, description: str, timeout: int) -> Approval:
+    """Pause for a person; a reject or a timeout raises Rejected, a cancel RunCancelled.
+
+    `number` counts the run's pauses from 1, as Prefect's own pauses do: it names the
+    pause's form inputs (`paused-1-decision`, …) that the UI and the API resume.
+    """
     logger = get_run_logger()
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         raise RuntimeError("a pause needs a flow run")
     run_id = context.flow_run.id
     form = Approval.with_initial_data(description=description)
-    proposed = Paused(timeout_seconds=timeout, reschedule=False, pause_key=key)
+    proposed = Paused(timeout_seconds=timeout, reschedule=False, pause_key=str(number))
     keyset = keyset_from_paused_state(proposed)
     proposed.state_details.run_input_keyset = keyset
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import Artifact
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
@@ -126,6 +127,8 @@ class Upgrade:
 
 
 def _sentence(error: BaseException) -> str:
+    if isinstance(error, TerminationSignal):  # a worker stopping the run's process
+        return "the run's process was told to stop (a cancel from Prefect, or its worker stopping)"
     return str(error) if isinstance(error, AuroraBGError) else f"{type(error).__name__}: {error}"
 
 
@@ -165,7 +168,7 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     run.markdown("green-validation-summary", report.markdown(), report.summary())
     green_checks.stop_on_blockers("green validation", report)
     ask(
-        "green-validated",
+        1,
         "green validated",
         f"**Green validated** for `{run.cluster}`.\n\n{green_checks.pause_note(report)}\n\n"
         "Test your applications against the green endpoints now, read-only: writes on green "
@@ -181,7 +184,7 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     cluster = describe_cluster(run.cluster)
     original_endpoint = {"host": cluster["Endpoint"], "port": cluster["Port"]}
     ask(
-        "approve-switchover",
+        2,
         "approve switchover",
         f"**Approve the switchover** of `{run.cluster}` to {p.target_engine_version}.\n\n"
         f"{green_checks.pause_note(checks)}\n\nThe switchover drops connections once; it "

@@ -46,7 +46,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
     from lab import prefect_server as starter
 
-    started = starter.start(tmp_path_factory.mktemp("prefect-server"))
+    # Generous: a loaded machine can keep the server's first migrations busy for minutes.
+    started = starter.start(tmp_path_factory.mktemp("prefect-server"), startup_limit=300)
     server = PrefectServer(started["api_url"], started["ui_url"], started["pid"])
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):

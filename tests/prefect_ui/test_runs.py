@@ -141,3 +141,26 @@ def test_a_run_on_green_prepared_days_ahead_goes_straight_to_validation(
     answer(run_id, "reject", "only checking the prepared green")
     assert wait_ended(run_id, worker).state.type == StateType.FAILED
     assert_blue_as_it_was(lab)
+
+
+def test_cancelling_a_paused_deployment_run_takes_the_way_out_under_the_worker(
+    start_operated_lab: Callable[[], tuple[RunningLab, Worker]],
+):
+    """A worker answers the cancel by stopping the run's process (SIGTERM, then SIGKILL
+    after its grace); the flow sees the cancel first and takes the way out."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import State
+
+    lab, worker = start_operated_lab()
+    run_id = start_run("upgrade", form())
+    wait_paused(run_id, 1, worker)
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, State(type=StateType.CANCELLING))
+    run = wait_ended(run_id, worker)
+
+    assert run.state.type == StateType.CANCELLED, (run.state, worker.log_tail())
+    assert_blue_as_it_was(lab)
+    assert not password.held_password_exists(CLUSTER_ID, lab.sm)
+    report = artifact_text(f"{CLUSTER_ID}-report", run_id)
+    assert "Took the way out: the run" in report and "cancel" in report, report[:300]
