@@ -5,10 +5,17 @@ botocore's waiter machinery with a 30-s delay (what `DBClusterAvailable`
 does) watch the same deployment from two threads with clients of their own:
 reads only, so neither disturbs the other. The lab records when it set
 AVAILABLE; the reaction latency is the time from there to the wait's return.
+
+The lab's delays (10, 60, 300 s) fall exactly on a 30-s poll's grid when that
+poll starts at creation, which AWS's provisioning times never do: measured so,
+the fixed poll would look as if it noticed every change at once. So the fixed
+poll starts at a random phase (a seeded offset in [0, 30) s), which stands for
+a change at a random moment of its period, as on AWS.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +35,7 @@ from tests.labtools import (
 )
 
 FIXED_DELAY_S = 30
+PHASES = random.Random(20261127)  # the fixed poll's phase offsets, the same for every run
 WAIT_LIMIT_S = 1800
 
 BOTOCORE_STYLE_WAITER = WaiterModel(
@@ -97,7 +105,10 @@ def measure_once(lab_dir: Path, delay: float) -> list[Reaction]:
             blue_green.wait_until_available(deployment_id, WAIT_LIMIT_S, rds=ours)
             noticed["project"] = time.time()
 
+        phase = PHASES.uniform(0, FIXED_DELAY_S)
+
         def fixed_wait() -> None:
+            time.sleep(phase)
             waiter = create_waiter_with_client("BlueGreenAvailable", BOTOCORE_STYLE_WAITER, fixed)
             waiter.wait(BlueGreenDeploymentIdentifier=deployment_id)
             noticed["fixed-30s"] = time.time()
