@@ -18,6 +18,7 @@ from tasks.blue_green import members
 from tasks.rds_state import (
     TAG_DEPLOYMENT,
     TAG_RETIRED_FROM,
+    TAG_UPGRADED_BY,
     describe_cluster,
     describe_instance,
     member_ids,
@@ -27,8 +28,17 @@ from tasks.rds_state import (
 
 
 def tag_old_blue(deployment: dict[str, Any], cluster_id: str, rds: Any = None) -> StepResult:
-    """Tag the old blue cluster and instances (from SwitchoverDetails) as retired."""
+    """Tag the old blue cluster and instances (from SwitchoverDetails) as retired, and the
+    upgraded cluster with the deployment's name."""
     rds = rds or client("rds")
+    upgraded = describe_cluster(cluster_id, rds)
+    if upgraded is not None:
+        call(
+            "tagging the upgraded cluster",
+            rds.add_tags_to_resource,
+            ResourceName=upgraded["DBClusterArn"],
+            Tags=[{"Key": TAG_UPGRADED_BY, "Value": deployment["BlueGreenDeploymentName"]}],
+        )
     tags = [
         {"Key": TAG_RETIRED_FROM, "Value": cluster_id},
         {"Key": TAG_DEPLOYMENT, "Value": deployment["BlueGreenDeploymentIdentifier"]},

@@ -17,12 +17,14 @@ from tasks.checks_file import problems_with_checks_file
 from tasks.password import current_password, held_password_exists, held_secret_name
 from tasks.pg_session import Endpoint
 from tasks.rds_state import (
+    TAG_UPGRADED_BY,
     deployment_named,
     deployments_of_source,
     describe_cluster,
     is_password_managed,
     member_ids,
     retired_clusters,
+    tags_of,
 )
 
 FRESH = "fresh"
@@ -133,7 +135,8 @@ def _situation(params: UpgradeParameters, cluster: dict[str, Any], rds: Any, sm:
         return AFTER_SWITCHOVER if ours["Status"] == "SWITCHOVER_COMPLETED" else BEFORE_SWITCHOVER
     on_target = cluster["EngineVersion"] == params.target_engine_version
     if on_target and (
-        retired_clusters(params.cluster_identifier, rds)
+        tags_of(cluster).get(TAG_UPGRADED_BY) == params.effective_deployment_name
+        or retired_clusters(params.cluster_identifier, rds)
         or held_password_exists(params.cluster_identifier, sm)
     ):
         return AFTER_SWITCHOVER

@@ -10,6 +10,9 @@ from tasks.aws import call, classify, client, is_not_found
 
 TAG_RETIRED_FROM = "aurora-bg:retired-from"
 TAG_DEPLOYMENT = "aurora-bg:deployment"
+# On the upgraded cluster, the deployment's name: once the old blue is gone it is
+# the one sign left that this tool did the upgrade, so that a rerun finishes the job.
+TAG_UPGRADED_BY = "aurora-bg:upgraded-by"
 
 
 def identifier_from_arn(arn: str) -> str:

@@ -111,9 +111,14 @@ def one_run_per_cluster(
 
 def _ensure_limit(client: Any, cluster: str) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    with suppress(ObjectAlreadyExists):
+    try:  # read first: a refused create makes the server log a constraint error
+        client.read_global_concurrency_limit_by_name(limit_name(cluster))
+        return
+    except ObjectNotFound:
+        pass
+    with suppress(ObjectAlreadyExists):  # another run created it meanwhile
         client.create_global_concurrency_limit(
             GlobalConcurrencyLimitCreate(name=limit_name(cluster), limit=1, active=True)
         )

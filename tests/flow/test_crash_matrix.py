@@ -180,7 +180,7 @@ KILL_POINTS = (
         is_held_secret("DeleteSecret"),
     ),
     KillPoint(
-        "after AddTagsToResource (old blue cluster tagged, instance not yet)",
+        "after the first AddTagsToResource (upgraded cluster tagged, old blue not yet)",
         "tag old blue",
         AFTER,
         is_action("AddTagsToResource"),
