@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aurora_bg.errors import AuroraBGError, BadInput
 from tasks.checks_model import BLOCKER, Check, Session, open_session
-from tasks.pg_session import Endpoint, query_error
+from tasks.pg_session import Endpoint, query_error, session_lost
 
 MAX_ROWS = 1000  # rows fetched per check and side; matches_blue compares this many
 SHOWN_CHARS = 80
@@ -207,13 +207,13 @@ def _run(session: Session, text: str) -> tuple[list[tuple[Any, ...]], str | None
         cursor = session.conn.execute(text, prepare=True)  # type: ignore[arg-type]
         rows = cursor.fetchmany(MAX_ROWS) if cursor.description else []
     except psycopg.Error as exc:
-        if exc.sqlstate is None:  # the connection broke: not the check's fault
+        if session_lost(exc):  # the session was cut or the server restarted: not the check's
             error = query_error(exc, session.endpoint, session.dbname, "a custom check")
         else:
             refusal = f"SQLSTATE {exc.sqlstate}: {exc.diag.message_primary or 'refused'}"
-    session.end_snapshot()
-    if error is not None:
+    if error is not None:  # the session is gone: nothing to end
         raise error
+    session.end_snapshot()
     return rows, refusal
 
 
@@ -293,7 +293,7 @@ def _plan_problem(on_blue: Session, spec: CustomCheck) -> str | None:
         plan = cursor.fetchone()[0]
     except psycopg.Error as exc:
         on_blue.end_snapshot()
-        if exc.sqlstate is None:
+        if session_lost(exc):
             raise query_error(exc, on_blue.endpoint, on_blue.dbname, "EXPLAIN") from None
         return f"does not plan on blue: SQLSTATE {exc.sqlstate}: {exc.diag.message_primary}"
     on_blue.end_snapshot()

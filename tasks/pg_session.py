@@ -43,6 +43,14 @@ _LOGIN_REFUSALS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 # resources, operator intervention (shutdown, restart, query canceled by timeout)
 # and system errors.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+# Of those, the ones that say the session itself was lost (not that a statement was
+# too slow): connection exceptions, and the server terminating or restarting.
+_SESSION_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def session_lost(exc: psycopg.Error) -> bool:
+    """True when the statement failed because the session went away, not because of it."""
+    return exc.sqlstate is None or exc.sqlstate.startswith(_SESSION_LOST_SQLSTATES)
 
 
 @dataclass(frozen=True)
