@@ -7,30 +7,22 @@ per-cluster mode, the fleet's own in batch mode.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from aurora_bg.errors import BadInput
 from aurora_bg.fleet_params import FleetParameters
 from aurora_bg.params import one_line
+from aurora_bg.runner import auto_approving, read_yaml_mapping
 
 
 def load_fleet_parameters(params_file: Path) -> FleetParameters:
     """The fleet's parameters from a YAML file; one-line BadInput on error."""
-    try:
-        data = yaml.safe_load(Path(params_file).read_text())
-    except FileNotFoundError:
-        raise BadInput(f"fleet parameters file {params_file} does not exist") from None
-    except yaml.YAMLError:
-        raise BadInput(f"fleet parameters file {params_file} is not valid YAML") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"fleet parameters file {params_file} must hold a mapping of parameters")
+    data = read_yaml_mapping(params_file, "fleet parameters file")
     try:
         return FleetParameters.model_validate(data)
     except ValidationError as error:
@@ -41,26 +33,12 @@ def run_fleet(params: FleetParameters, auto_approve: bool = False) -> dict[str, 
     """Run the fleet flow here; returns its summary (state, message, one row per cluster)."""
     from prefect import tags
 
-    from aurora_bg.runner import _approve_paused_runs
     from flows.fleet import aurora_blue_green_fleet
 
     tag = f"aurora-bg-fleet-cli-{uuid.uuid4().hex[:12]}"
-    stop = threading.Event()
-    answered: list[str] = []
-    watcher = None
-    if auto_approve:
-        watcher = threading.Thread(
-            target=_approve_paused_runs, args=(tag, stop, answered), daemon=True
-        )
-        watcher.start()
     started = time.monotonic()
-    try:
-        with tags(tag):
-            state = aurora_blue_green_fleet(params, return_state=True)
-    finally:
-        stop.set()
-        if watcher is not None:
-            watcher.join(timeout=5)
+    with auto_approving(tag, auto_approve) as answered, tags(tag):
+        state = aurora_blue_green_fleet(params, return_state=True)
     data = state.result(raise_on_failure=False) if state.is_final() else None
     return {
         "flow_run_id": str(state.state_details.flow_run_id),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +23,26 @@ from aurora_bg.params import UpgradeParameters, one_line
 AUTO_APPROVE_COMMENT = "approved by aurora-bg run --auto-approve"
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (empty for an empty file); one-line BadInput otherwise."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise BadInput(f"{what} {path} is not valid YAML{where}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise BadInput(f"{what} {path} must hold a mapping of parameters")
+    return loaded or {}
+
+
 def load_parameters(params_file: Path | None, overrides: dict[str, Any]) -> UpgradeParameters:
     """Merge a YAML parameters file with command-line values; one-line BadInput on error."""
     data: dict[str, Any] = {}
     if params_file is not None:
-        try:
-            loaded = yaml.safe_load(Path(params_file).read_text())
-        except FileNotFoundError:
-            raise BadInput(f"parameters file {params_file} does not exist") from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise BadInput(f"parameters file {params_file} is not valid YAML{where}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise BadInput(f"parameters file {params_file} must hold a mapping of parameters")
-        data.update(loaded or {})
+        data.update(read_yaml_mapping(params_file, "parameters file"))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return UpgradeParameters.model_validate(data)
@@ -74,6 +81,26 @@ def _approve_paused_runs(tag: str, stop: threading.Event, answered: list[str]) -
             stop.wait(0.5)
 
 
+@contextmanager
+def auto_approving(tag: str, enabled: bool) -> Iterator[list[str]]:
+    """While the block runs (and `enabled`), approve every pause of the runs tagged `tag`
+    through the API; yields the list of pauses answered."""
+    stop = threading.Event()
+    answered: list[str] = []
+    watcher = None
+    if enabled:
+        watcher = threading.Thread(
+            target=_approve_paused_runs, args=(tag, stop, answered), daemon=True
+        )
+        watcher.start()
+    try:
+        yield answered
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=5)
+
+
 def run_upgrade(params: UpgradeParameters, auto_approve: bool = False) -> dict[str, Any]:
     """Run the flow here; returns the summary (flow run id, state, cluster facts, artifacts)."""
     from prefect import tags
@@ -83,22 +110,12 @@ def run_upgrade(params: UpgradeParameters, auto_approve: bool = False) -> dict[s
     from tasks.rds_state import describe_cluster
 
     tag = f"aurora-bg-cli-{uuid.uuid4().hex[:12]}"
-    stop = threading.Event()
-    answered: list[str] = []
-    watcher = None
-    if auto_approve:
-        watcher = threading.Thread(
-            target=_approve_paused_runs, args=(tag, stop, answered), daemon=True
-        )
-        watcher.start()
     started = time.monotonic()
-    try:
-        with tags(tag, f"cluster:{params.cluster_identifier}"):
-            state = aurora_blue_green_upgrade(params, return_state=True)
-    finally:
-        stop.set()
-        if watcher is not None:
-            watcher.join(timeout=5)
+    with (
+        auto_approving(tag, auto_approve) as answered,
+        tags(tag, f"cluster:{params.cluster_identifier}"),
+    ):
+        state = aurora_blue_green_upgrade(params, return_state=True)
     cluster = describe_cluster(params.cluster_identifier) or {}
     summary: dict[str, Any] = {
         "flow_run_id": str(state.state_details.flow_run_id),
