@@ -25,8 +25,8 @@ from prefect.flow_runs import resume_flow_run
 from aurora_bg.errors import Rejected
 from flows.approval import ask
 
-GATES = ("green-validated", "approve-switchover")  # the upgrade's pause keys, in order
-GATE_TITLES = {"green-validated": "green validated", "approve-switchover": "approve switchover"}
+GATES = ("1", "2")  # the upgrade's pause keys (its pauses' numbers), in order
+GATE_TITLES = {"1": "green validated", "2": "approve switchover"}
 WATCH_SECONDS = 1.0
 RESUME_RETRY_SECONDS = 30.0
 
@@ -94,7 +94,7 @@ def coordinate(
         title = GATE_TITLES.get(gate, gate)
         try:
             answer = ask(
-                f"fleet-{gate}-{len(batches) + 1}",
+                len(batches) + 1,  # the fleet's own pauses, numbered as Prefect numbers them
                 f"{title} ({len(batch)} clusters)",
                 f"**{title.capitalize()}** for {len(batch)} clusters of this fleet: "
                 + ", ".join(f"`{c}`" for c in clusters)

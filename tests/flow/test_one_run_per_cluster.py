@@ -4,6 +4,7 @@ nothing. A run whose process died does not block the cluster: a rerun takes over
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,7 @@ def test_a_rerun_takes_over_the_cluster_from_a_run_whose_process_was_killed(
     lab: RunningLab, tmp_path: Path, prefect_api: str
 ) -> None:
     params_file = write_parameters_file(lab, tmp_path / "params.yaml")
+    began = datetime.now(UTC)
     first = CliRun(lab, params_file, tmp_path / "first", prefect_api)
     try:
         first.kill_after("CreateBlueGreenDeployment")
@@ -65,13 +67,14 @@ def test_a_rerun_takes_over_the_cluster_from_a_run_whose_process_was_killed(
 
     assert code == 0, second.output().decode(errors="replace")[-2000:]
     assert summary is not None and summary["state"] == "COMPLETED"
-    killed = _runs_of(CLUSTER_ID, exclude=summary["flow_run_id"])
+    killed = _runs_of(CLUSTER_ID, since=began, exclude=summary["flow_run_id"])
     assert [run.state.type.value for run in killed] == ["CRASHED"]
     assert "is gone" in killed[0].state.message
     assert summary["flow_run_id"] in killed[0].state.message
 
 
-def _runs_of(cluster: str, exclude: str) -> list:
+def _runs_of(cluster: str, since: datetime, exclude: str) -> list:
+    """The runs of `cluster` created since `since` (the session's API holds other tests' runs)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
     def found() -> list:
@@ -79,7 +82,7 @@ def _runs_of(cluster: str, exclude: str) -> list:
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"cluster:{cluster}"]))
             )
-        return [r for r in runs if str(r.id) != exclude]
+        return [r for r in runs if str(r.id) != exclude and r.created >= since]
 
     return wait_for(found, 30, what=f"the other runs of {cluster}")
 
