@@ -23,7 +23,6 @@ from aurora_bg.params import WEEKDAYS, SwitchoverWindow, zone_named
 from aurora_bg.polling import poll_until
 from aurora_bg.results import StepResult
 
-HURRY_SECONDS = 120.0  # poll every second in the last two minutes before the opening
 NEXT_STEP = (
     "Next: start a new run whose approval falls inside the window, or change switchover_window."
 )
@@ -147,6 +146,10 @@ def approval_note(
     return f"{state_sentence(window, now)} The switchover only starts inside it; {then}"
 
 
+def _seconds_to_opening(window: SwitchoverWindow, moment: datetime) -> float:
+    return (next_opening(window, moment) - moment).total_seconds()
+
+
 def hold_until_open(
     window: SwitchoverWindow,
     outside: Literal["wait", "way-out"],
@@ -181,10 +184,10 @@ def hold_until_open(
             what=f"the switchover window ({describe(window)}) to open",
             first_interval=1.0,
             max_interval=30.0,
-            hurry=lambda moment: (
-                (next_opening(window, moment) - moment).total_seconds() <= HURRY_SECONDS
-            ),
+            # the opening is known to the second: sleep no further than it
+            forecast=lambda moment: (_seconds_to_opening(window, moment),) * 2,
             hurry_interval=1.0,
+            jitter=0.0,  # the probe is the clock, not an API: nothing to spread
             clock=lambda: now().timestamp(),
             sleep=sleep,
         )
