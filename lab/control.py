@@ -298,7 +298,7 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
 
 def down(lab_dir: Path) -> dict[str, Any]:
     """Stop exactly the processes `up` started (by PID). Safe to repeat."""
-    from lab.postgres import PgServer
+    from lab.postgres import PgServer, forget_runtime_outside
 
     lab_dir = Path(lab_dir).resolve()
     info = read_lab(lab_dir)
@@ -318,4 +318,5 @@ def down(lab_dir: Path) -> dict[str, Any]:
         pid = info["pids"].get(name)
         if is_alive(pid):
             _terminate(pid)
+    forget_runtime_outside(lab_dir)
     return {"lab_dir": str(lab_dir), "stopped": stopped}

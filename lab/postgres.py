@@ -462,17 +462,28 @@ def _runtime_dir(lab_dir: Path, name: str, os_user: str | None) -> Path:
     if os_user is None or _can_reach(os_user, lab_dir):
         base = lab_dir / "postgres"
     else:
-        base = shared_runtime_root() / _short_hash(lab_dir)
+        base = lab_runtime_outside(lab_dir)
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
     return base / name
+
+
+def lab_runtime_outside(lab_dir: Path) -> Path:
+    """Where a lab's servers keep what their OS user cannot keep in the lab dir."""
+    return shared_runtime_root() / _short_hash(Path(lab_dir).resolve())
+
+
+def forget_runtime_outside(lab_dir: Path) -> None:
+    """Remove what a stopped lab kept outside its dir: nobody would find it there, and
+    every lab that ran as root would otherwise leave its databases behind in /tmp."""
+    shutil.rmtree(lab_runtime_outside(lab_dir), ignore_errors=True)
 
 
 def _socket_dir_for(runtime: Path, lab_dir: Path, name: str) -> Path:
     preferred = runtime / "run"
     if len(str(preferred)) <= MAX_SOCKET_DIR_CHARS:
         return preferred
-    return shared_runtime_root() / _short_hash(lab_dir) / f"{name}-run"
+    return lab_runtime_outside(lab_dir) / f"{name}-run"
 
 
 def _short_hash(path: Path) -> str:

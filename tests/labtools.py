@@ -308,9 +308,13 @@ def processes_using(path: Path) -> list[int]:
 def assert_nothing_running(lab_dir: Path) -> None:
     """No process recorded in `lab_dir/lab.json` (nor any of its postmasters) is alive, and
     no process runs in `lab_dir` or names it on its command line."""
+    from lab.postgres import lab_runtime_outside
+
     info = control.read_lab(lab_dir) or {}
     leftovers = _leftovers(info) + [f"pid {pid}" for pid in processes_using(lab_dir)]
     assert not leftovers, f"still running after lab down: {', '.join(leftovers)}"
+    outside = lab_runtime_outside(lab_dir)
+    assert not outside.exists(), f"lab down left the lab's data in {outside}"
 
 
 @contextmanager

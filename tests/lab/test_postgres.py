@@ -447,5 +447,5 @@ def test_green_starts_with_blue_sequence_values_and_the_switchover_does_not_move
         assert last_value(blue) == at_creation + 1
         assert last_value(green) == at_creation
     finally:
-        blue.stop()
-        green.stop()
+        destroy_server(blue)
+        destroy_server(green)
