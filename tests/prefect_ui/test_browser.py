@@ -71,7 +71,8 @@ def resume_in_the_page(page, ui_url: str, run_id: uuid.UUID, decision: str, comm
     page.goto(f"{ui_url}/v2/runs/flow-run/{run_id}")
     page.get_by_role("button", name="Open menu").click()
     page.get_by_role("menuitem", name="Resume").click()
-    dialog = page.get_by_role("dialog")
+    # the open dialog, not a closed popover (the UI marks both role=dialog)
+    dialog = page.locator("[role=dialog][data-slot=dialog-content][data-state=open]")
     dialog.get_by_text("Decision", exact=False).first.wait_for()
     page.screenshot(path=str(SCREENSHOTS / shot))  # the form as a person first sees it
     if decision != "approve":
