@@ -41,6 +41,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from aurora_bg.errors import LabError
+from aurora_bg.processes import process_alive
 
 ADMIN_ROLE = "lab_admin"
 MASTER_ROLE = "postgres"
@@ -538,27 +539,6 @@ def _give_to(path: Path, os_user: str | None) -> None:
     if os_user is not None:
         entry = pwd.getpwnam(os_user)
         os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether `pid` runs; a zombie nobody reaped yet counts as gone."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return not Path("/proc/self/stat").exists() and _answers_signal_zero(pid)
-    except OSError:
-        return _answers_signal_zero(pid)
-    return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _answers_signal_zero(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _runs_in(pid: int, datadir: Path) -> bool:

@@ -24,10 +24,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aurora_bg.errors import PreconditionFailed
+from aurora_bg.processes import process_alive
 
 LEASE_SECONDS = 60.0  # the shortest lease the Prefect server grants
 RENEW_EVERY_SECONDS = LEASE_SECONDS / 3
@@ -62,22 +62,7 @@ class Holder:
 
     def is_dead_here(self) -> bool:
         """True only when the holder ran on this host and its process is gone."""
-        return self.host == socket.gethostname() and not _process_alive(self.pid)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether `pid` runs here (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+        return self.host == socket.gethostname() and not process_alive(self.pid)
 
 
 @contextmanager
