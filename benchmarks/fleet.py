@@ -79,8 +79,8 @@ def fleet_settings() -> dict[str, Any]:
 
 
 def one_run(size: int, rate: float, delay: float, throttle: bool, root: Path) -> dict[str, Any]:
+    from aurora_bg.cli.fleet_runner import run_fleet
     from aurora_bg.fleet_params import FleetParameters
-    from aurora_bg.fleet_runner import run_fleet
     from lab import control
     from lab.topology import cluster_identifier
     from tests.labtools import RunningLab

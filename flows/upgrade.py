@@ -29,7 +29,7 @@ from aurora_bg.window import approval_note, hold_until_open, state_sentence, utc
 from flows.approval import ask
 from flows.cancellation import raise_if_cancelled, watching_for_cancel
 from flows.timeline import Timeline
-from tasks import blue_green, cleanup, green_checks, password, preflight, way_out
+from tasks import blue_green, cleanup, password, preflight, way_out
 from tasks.artifacts import Progress, artifact_key, bullet_list, publish_markdown, publish_table
 from tasks.aws import client as aws_client
 from tasks.aws import task_options
@@ -40,7 +40,8 @@ from tasks.rds_state import (
     retired_clusters,
 )
 from tasks.run_lock import one_run_per_cluster
-from tasks.terraform_phase import reconcile_terraform_task
+from tasks.terraform.phase import reconcile_terraform_task
+from tasks.validation import phases as green_checks
 
 # --- thin task wrappers -----------------------------------------------------
 

@@ -240,7 +240,7 @@ def up(
         info["startup_seconds"] = round(time.monotonic() - began, 2)
         write_lab(lab_dir, info)
         if iam:
-            from lab.iam import grant
+            from lab.fidelity.iam import grant
 
             info["iam"] = grant(info)
             write_lab(lab_dir, info)

@@ -116,7 +116,7 @@ class LabApplication:
         elif path == "/_lab/endpoints":
             answer = self.world.proxy.ports()
         elif path == "/_lab/iam":
-            from lab import iam
+            from lab.fidelity import iam
 
             if "enforce" in request:
                 iam.set_enforcement(bool(request["enforce"]))
@@ -152,7 +152,8 @@ def build_world(lab_dir: Path) -> LabWorld:
 def serve(lab_dir: Path, port: int) -> None:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from lab import fidelity, iam
+    from lab import fidelity
+    from lab.fidelity import iam
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:

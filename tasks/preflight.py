@@ -13,9 +13,7 @@ from typing import Any
 from aurora_bg.errors import AuroraBGError
 from aurora_bg.params import UpgradeParameters
 from tasks.aws import call, classify, client, is_not_found
-from tasks.checks_file import problems_with_checks_file
 from tasks.password import current_password, held_password_exists, held_secret_name
-from tasks.pg_session import Endpoint
 from tasks.rds_state import (
     TAG_UPGRADED_BY,
     deployment_named,
@@ -26,6 +24,8 @@ from tasks.rds_state import (
     retired_clusters,
     tags_of,
 )
+from tasks.validation.custom import problems_with_checks_file
+from tasks.validation.session import Endpoint
 
 FRESH = "fresh"
 BEFORE_SWITCHOVER = "resume-before-switchover"

@@ -25,9 +25,9 @@ from lab.postgres import (
     seed_demo_schema,
     set_role_password,
 )
-from tasks.checks_model import ValidationReport
-from tasks.pg_session import Endpoint
-from tasks.validation import validate_green
+from tasks.validation.model import ValidationReport
+from tasks.validation.session import Endpoint
+from tasks.validation.suites import validate_green
 
 DBNAME = "app"
 TARGET_MAJOR = 16

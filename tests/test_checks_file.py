@@ -11,8 +11,8 @@ import pytest
 
 from aurora_bg.errors import BadInput
 from lab.postgres import MASTER_ROLE
-from tasks.checks_file import load_checks_file, problems_with_checks_file
-from tasks.validation import BLOCKER, WARNING
+from tasks.validation.custom import load_checks_file, problems_with_checks_file
+from tasks.validation.suites import BLOCKER, WARNING
 from tests.checks_lab import DBNAME, Pair, admin_execute, check_named, replicated_pair
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deployments" / "checks.example.yaml"

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from lab.postgres import MASTER_ROLE, connect_admin
-from tasks.checks_model import open_session
-from tasks.sequences import advance_sequences
+from tasks.validation.model import open_session
+from tasks.validation.sequences import advance_sequences
 from tests.checks_lab import (
     DBNAME,
     Pair,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aurora_bg.cli.runner import load_parameters
 from aurora_bg.errors import BadInput
 from aurora_bg.params import UpgradeParameters
-from aurora_bg.runner import load_parameters
 
 REQUIRED = {
     "cluster_identifier": "provisioning-rds",

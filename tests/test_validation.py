@@ -15,8 +15,8 @@ import pytest
 from aurora_bg.errors import BusinessError, TransientError
 from lab import replication
 from lab.postgres import MASTER_ROLE, connect_admin, free_port, set_role_password
-from tasks.pg_session import Endpoint, connect
-from tasks.validation import (
+from tasks.validation.session import Endpoint, connect
+from tasks.validation.suites import (
     BLOCKER,
     WARNING,
     WRITE_PROBE_TABLE,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab import replication
-from tasks.validation import BLOCKER
+from tasks.validation.suites import BLOCKER
 from tests.checks_lab import (
     DBNAME,
     Pair,

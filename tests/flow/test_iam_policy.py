@@ -18,9 +18,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aurora_bg.errors import BusinessError
-from lab import iam
+from lab.fidelity import iam
+from lab.fidelity.iam_scope import denied_resources
 from lab.fidelity.world import LAB_ACCOUNT
-from lab.iam_scope import denied_resources
 from tasks.aws import classify
 from tests.doc_tables import DocTable
 from tests.flow.flowtools import (

@@ -30,15 +30,15 @@ from prefect import flow
 from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
 
-import tasks.terraform_phase as terraform_phase_module
+import tasks.terraform.phase as terraform_phase_module
 from aurora_bg.cli import _lab_terraform
+from aurora_bg.cli.runner import load_parameters, run_upgrade
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.params import TerraformSettings, UpgradeParameters
-from aurora_bg.runner import load_parameters, run_upgrade
 from flows.upgrade import Upgrade, terraform_phase
 from lab import control
 from lab.topology import CLUSTER_ID
-from tasks.terraform_config import read_import_file
+from tasks.terraform.config import read_import_file
 from tests.terraform.builders import state_list
 
 REPOSITORY = Path(__file__).resolve().parents[2]

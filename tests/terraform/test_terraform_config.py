@@ -15,7 +15,7 @@ import pytest
 from python_terraform import Terraform
 
 from aurora_bg.errors import PreconditionFailed
-from tasks.terraform_config import (
+from tasks.terraform.config import (
     RewriteTarget,
     load_config,
     parse_blocks,

@@ -20,15 +20,15 @@ import pytest
 from aurora_bg.errors import BadInput, PreconditionFailed
 from lab.terraform_dir import write_terraform_dir
 from lab.topology import CLUSTER_ID
-from tasks.terraform_config import read_import_file
-from tasks.terraform_phase import (
+from tasks.terraform.config import read_import_file
+from tasks.terraform.phase import (
     TerraformReport,
     init_plan_apply,
     missing_provider,
     reconcile,
     summarize_plan,
 )
-from tasks.terraform_state import terraform_for
+from tasks.terraform.state import terraform_for
 from tests.terraform.builders import build_lab, simulate_switchover, snapshot, state_list, terraform
 
 PROVIDER = "registry.terraform.io/hashicorp/aws"

@@ -12,7 +12,7 @@ from python_terraform import Terraform
 
 from aurora_bg.errors import BadInput, PreconditionFailed
 from lab.topology import CLUSTER_ID
-from tasks.terraform_state import (
+from tasks.terraform.state import (
     backup_state,
     check_cli_version,
     find_cluster_addresses,

@@ -12,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from aurora_bg.errors import BadInput
 from lab.topology import CLUSTER_ID
-from tasks.terraform_phase import reconcile_terraform_task
+from tasks.terraform.phase import reconcile_terraform_task
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
 
 OWN_REPLICATION = re.compile(r"^aurora_bg_(pub|sub)$")
 DEFAULT_LONG_TRANSACTION_S = 60.0

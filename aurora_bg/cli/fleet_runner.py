@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aurora_bg.cli.runner import auto_approving, read_yaml_mapping
 from aurora_bg.errors import BadInput
 from aurora_bg.fleet_params import FleetParameters
 from aurora_bg.params import one_line
-from aurora_bg.runner import auto_approving, read_yaml_mapping
 
 
 def load_fleet_parameters(params_file: Path) -> FleetParameters:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aurora_bg.errors import InvalidState, WaitTimedOut
 from aurora_bg.polling import poll_until
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
 
 LAG_POLL_INTERVAL_S = 0.5
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aurora_bg.errors import InvalidState
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
 
 # kind -> query returning (key, value) rows; values are compared as text
 QUERIES: dict[str, str] = {

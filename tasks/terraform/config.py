@@ -28,7 +28,7 @@ from python_terraform import Terraform
 
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.results import StepResult
-from tasks.terraform_state import CLUSTER_TYPE, first_line_of_error, run_terraform
+from tasks.terraform.state import CLUSTER_TYPE, first_line_of_error, run_terraform
 
 IMPORT_FILE = "import.tf"
 CLUSTER_GROUP_TYPE = "aws_rds_cluster_parameter_group"

@@ -36,8 +36,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aurora_bg.errors import AuroraBGError, BadInput
-from tasks.checks_model import BLOCKER, Check, Session, open_session
-from tasks.pg_session import Endpoint, query_error, session_lost
+from tasks.validation.model import BLOCKER, Check, Session, open_session
+from tasks.validation.session import Endpoint, query_error, session_lost
 
 MAX_ROWS = 1000  # rows fetched per check and side; matches_blue compares this many
 SHOWN_CHARS = 80

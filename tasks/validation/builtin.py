@@ -14,8 +14,8 @@ import psycopg
 from psycopg import sql
 
 from aurora_bg.errors import InvalidState
-from tasks.checks_model import BLOCKER, WARNING, Check, Session
-from tasks.pg_session import query_error
+from tasks.validation.model import BLOCKER, WARNING, Check, Session
+from tasks.validation.session import query_error
 
 WRITE_PROBE_TABLE = "aurora_bg_write_probe"
 

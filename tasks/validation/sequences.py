@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aurora_bg.results import StepResult
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
 
 SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value, increment_by

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aurora_bg.errors import InvalidState
-from tasks.checks_builtin import (
+from tasks.validation.builtin import (
     WRITE_PROBE_TABLE,
     check_read_only,
     check_read_only_for_clients,
@@ -32,9 +32,10 @@ from tasks.checks_builtin import (
     check_server_version,
     check_write_probe,
 )
-from tasks.checks_file import load_checks_file, run_custom_checks
-from tasks.checks_hazards import check_hazards
-from tasks.checks_model import (
+from tasks.validation.custom import load_checks_file, run_custom_checks
+from tasks.validation.guardrails import DEFAULT_LONG_TRANSACTION_S, check_guardrails
+from tasks.validation.hazards import check_hazards
+from tasks.validation.model import (
     BLOCKER,
     DEFAULT_SCHEMA,
     WARNING,
@@ -45,12 +46,11 @@ from tasks.checks_model import (
     open_session,
     parse_table_name,
 )
-from tasks.checks_replication import check_replication
-from tasks.checks_rows import check_tables
-from tasks.guardrails import DEFAULT_LONG_TRANSACTION_S, check_guardrails
-from tasks.pg_session import Endpoint
-from tasks.schema_fingerprint import check_schema
-from tasks.sequences import check_sequences
+from tasks.validation.replication import check_replication
+from tasks.validation.rows import check_tables
+from tasks.validation.schema import check_schema
+from tasks.validation.sequences import check_sequences
+from tasks.validation.session import Endpoint
 
 __all__ = [
     "BLOCKER",

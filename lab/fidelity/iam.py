@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT_ACCESS_KEY = "lab"
-POLICY_FILE = Path(__file__).resolve().parents[1] / "deployments" / "iam-policy.json"
+POLICY_FILE = Path(__file__).resolve().parents[2] / "deployments" / "iam-policy.json"
 PLACEHOLDERS = (
     "REGION",
     "ACCOUNT",

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from aurora_bg.errors import BadInput
-from tasks.pg_session import Endpoint, connect, fetch_all, fetch_value, query_error
+from tasks.validation.session import Endpoint, connect, fetch_all, fetch_value, query_error
 
 BLOCKER = "blocker"
 WARNING = "warning"

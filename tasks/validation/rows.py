@@ -17,7 +17,7 @@ from psycopg import sql
 
 from aurora_bg.errors import InvalidState, WaitTimedOut
 from aurora_bg.polling import poll_until
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, TableRef
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, TableRef
 
 ESTIMATE_TOLERANCE = 0.10
 COUNT_RETRY_INTERVAL_S = 1.0

@@ -28,7 +28,7 @@ from python_terraform import IsFlagged, Terraform
 
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.results import StepResult
-from tasks.terraform_config import (
+from tasks.terraform.config import (
     IMPORT_FILE,
     RewriteTarget,
     load_config,
@@ -38,7 +38,7 @@ from tasks.terraform_config import (
     write_import_file,
     write_rewrite,
 )
-from tasks.terraform_state import (
+from tasks.terraform.state import (
     CLUSTER_TYPE,
     INSTANCE_TYPE,
     ClusterAddresses,

@@ -18,14 +18,12 @@ from aurora_bg.errors import PreconditionFailed
 from aurora_bg.params import UpgradeParameters
 from aurora_bg.results import StepResult
 from tasks.blue_green import members
-from tasks.checks_model import markdown_item, open_session
 from tasks.password import (
     current_password,
     held_password_exists,
     read_held_password,
     read_managed_password,
 )
-from tasks.pg_session import Endpoint, connect
 from tasks.rds_state import (
     deployment_named,
     describe_cluster,
@@ -34,8 +32,10 @@ from tasks.rds_state import (
     identifier_from_arn,
     retired_clusters,
 )
-from tasks.sequences import advance_sequences
-from tasks.validation import Check, ValidationReport, check_after_switchover, validate_green
+from tasks.validation.model import markdown_item, open_session
+from tasks.validation.sequences import advance_sequences
+from tasks.validation.session import Endpoint, connect
+from tasks.validation.suites import Check, ValidationReport, check_after_switchover, validate_green
 
 
 class SwitchoverBlocked(PreconditionFailed):

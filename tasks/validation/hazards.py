@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from aurora_bg.errors import InvalidState
-from tasks.checks_model import BLOCKER, WARNING, Check, Session, TableRef, listing
+from tasks.validation.model import BLOCKER, WARNING, Check, Session, TableRef, listing
 
 NO_REPLICA_IDENTITY = """
 SELECT n.nspname, c.relname, coalesce(s.n_tup_upd + s.n_tup_del, 0)

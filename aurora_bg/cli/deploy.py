@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aurora_bg.errors import AuroraBGError, BadInput
 from aurora_bg.params import UpgradeParameters, one_line, zone_named
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = ROOT / "prefect.yaml"
 FLOW_NAME = "aurora-blue-green-upgrade"
 # The fleet deployment runs another flow; its form (clusters, shared settings) is filled

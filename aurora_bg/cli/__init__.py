@@ -101,7 +101,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Run the upgrade flow in this process."""
-    from aurora_bg.runner import load_parameters, run_upgrade
+    from aurora_bg.cli.runner import load_parameters, run_upgrade
 
     params = load_parameters(
         params_file,
@@ -154,7 +154,7 @@ def fleet(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Run the fleet flow in this process: many clusters, at most max_parallel at once."""
-    from aurora_bg.fleet_runner import load_fleet_parameters, run_fleet
+    from aurora_bg.cli.fleet_runner import load_fleet_parameters, run_fleet
 
     summary = run_fleet(load_fleet_parameters(params_file), auto_approve=auto_approve)
     if as_json:
@@ -186,7 +186,7 @@ def deploy(
     The file is checked first (parameters, time zones, cron); a wrong file ends
     with one line and registers nothing. Needs PREFECT_API_URL.
     """
-    from aurora_bg.deploy import load_environment, register, render, summary
+    from aurora_bg.cli.deploy import load_environment, register, render, summary
 
     loaded = load_environment(environment)
     lines = summary(render(loaded)) if check else register(loaded)
@@ -201,7 +201,7 @@ def approve(
     comment: str = typer.Option("", "--comment"),
 ) -> None:
     """Answer a paused run's approval form through the Prefect API."""
-    from aurora_bg.runner import resume
+    from aurora_bg.cli.runner import resume
 
     resume(run_id, approve=not reject, comment=comment)
     typer.echo(f"{'rejected' if reject else 'approved'} flow run {run_id}")
@@ -215,7 +215,7 @@ def demo(
     """Bring the lab up if needed and run the whole upgrade against it, auto-approved."""
     import os
 
-    from aurora_bg.runner import load_parameters, run_upgrade
+    from aurora_bg.cli.runner import load_parameters, run_upgrade
     from lab import control
 
     info = control.up(lab_dir)
@@ -227,7 +227,7 @@ def demo(
         os.environ["PREFECT_API_URL"] = prefect["api_url"]
         ui_url = prefect["ui_url"]
         typer.echo(f"Prefect UI: {ui_url}")
-    params = load_parameters(Path(__file__).parent.parent / "deployments" / "lab.yaml", {})
+    params = load_parameters(Path(__file__).resolve().parents[2] / "deployments" / "lab.yaml", {})
     params.terraform = _lab_terraform(params.terraform, info)
     summary = run_upgrade(params, auto_approve=True)
     _print_summary(summary, as_json)
@@ -298,7 +298,7 @@ def terraform_reconcile(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from tasks.aws import client
-    from tasks.terraform_phase import reconcile
+    from tasks.terraform.phase import reconcile
 
     # python-terraform logs each non-zero exit's whole stderr; the report says it in one line.
     logging.getLogger("python_terraform").setLevel(logging.ERROR)
