@@ -68,6 +68,8 @@ def _approve_paused_runs(tag: str, stop: threading.Event, answered: list[str]) -
     with get_client(sync_client=True) as client:
         while not stop.is_set():
             for run in client.read_flow_runs(flow_run_filter=flow_filter):
+                if run.state is None:  # the filter asked for paused runs: never the case
+                    continue
                 key = f"{run.id}:{run.state.state_details.pause_key}"
                 if key in answered:
                     continue
@@ -129,7 +131,8 @@ def run_upgrade(params: UpgradeParameters, auto_approve: bool = False) -> dict[s
         "report_artifact": artifact_key(params.cluster_identifier, "report"),
     }
     if state.is_completed():
-        summary["artifacts"] = state.result().get("artifacts", [])
+        result = state.result()
+        summary["artifacts"] = result.get("artifacts", []) if isinstance(result, dict) else []
     return summary
 
 

@@ -11,7 +11,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from aurora_bg.cli.deploy import load_environment
+from aurora_bg.cli.environments import load_environment
 from tests.prefect_ui.conftest import ENVIRONMENT_SCHEDULE, PrefectServer
 from tests.prefect_ui.operate import FLOW, POOL
 
