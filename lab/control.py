@@ -1,7 +1,7 @@
 """`aurora-bg lab up | down | status | env`: start and stop exactly what the lab runs.
 
 `up` starts, on 127.0.0.1 only: two PostgreSQL servers (blue and green), the
-AWS API process (moto + fidelity layer), then creates RUNBOOK.md's topology
+AWS API process (moto + fidelity layer), then creates docs/runbook.md's topology
 through the API and writes the Terraform directory. It records every PID in
 `lab.json` so that `down` stops exactly those, and is safe to repeat.
 """
@@ -17,9 +17,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aurora_bg.errors import LabError
+from aurora_bg.processes import process_alive
 
 REGION = "ap-northeast-1"
 DBNAME = "app"
@@ -48,9 +49,9 @@ def write_lab(lab_dir: Path, info: dict[str, Any]) -> None:
 
 def is_alive(pid: int | None) -> bool:
     """Whether a recorded PID still runs (a zombie counts as gone)."""
-    from lab.postgres import process_alive
-
-    return bool(pid) and process_alive(pid)
+    if not pid:
+        return False
+    return process_alive(pid)
 
 
 def env_lines(info: dict[str, Any]) -> list[str]:
@@ -151,12 +152,12 @@ def up(
 ) -> dict[str, Any]:
     """Start the lab, or say it is running. Raises LabError with one line on failure.
 
-    `clusters` > 1 creates that many RUNBOOK clusters (`provisioning-rds`,
+    `clusters` > 1 creates that many runbook clusters (`provisioning-rds`,
     `provisioning-rds-2`, …), each played by its own blue and green PostgreSQL
     servers; the Terraform directory covers the first cluster only.
 
     `iam` switches IAM enforcement on once the lab is set up, and points `env` at a user
-    holding only deployments/iam-policy.json (lab/iam.py says what the lab can enforce).
+    holding only deployments/iam-policy.json (lab/fidelity/iam.py says what the lab can enforce).
     """
     from lab import postgres, terraform_cli
     from lab.terraform_dir import write_terraform_dir
@@ -191,11 +192,8 @@ def up(
     began = time.monotonic()
     try:
         pairs = [server_pair(i) for i in range(clusters)]
-        roles = {
-            name: postgres.default_bindir(side)
-            for pair in pairs
-            for side, name in (("blue", pair["blue"]), ("green", pair["green"]))
-        }
+        sides: tuple[Literal["blue", "green"], ...] = ("blue", "green")
+        roles = {pair[side]: postgres.default_bindir(side) for pair in pairs for side in sides}
         with ThreadPoolExecutor(SERVER_STARTERS) as pool:
             servers = dict(
                 zip(
@@ -298,7 +296,8 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
 
 def down(lab_dir: Path) -> dict[str, Any]:
     """Stop exactly the processes `up` started (by PID). Safe to repeat."""
-    from lab.postgres import PgServer, forget_runtime_outside
+    from lab.os_user import forget_runtime_outside
+    from lab.postgres import PgServer
 
     lab_dir = Path(lab_dir).resolve()
     info = read_lab(lab_dir)

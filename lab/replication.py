@@ -22,13 +22,8 @@ import psycopg
 from psycopg import sql
 
 from aurora_bg.errors import LabError
-from lab.postgres import (
-    ADMIN_ROLE,
-    PgServer,
-    connect_admin,
-    database_exists,
-    run_program,
-)
+from lab.os_user import run_program
+from lab.postgres import ADMIN_ROLE, PgServer, connect_admin, database_exists, single_value
 
 PUBLICATION = "aurora_bg_pub"
 SUBSCRIPTION = "aurora_bg_sub"
@@ -63,11 +58,12 @@ def initial_sync_done(green: PgServer, dbname: str = "app") -> bool:
     if subscription is None:
         return False
     with connect_admin(green, dbname) as conn:
-        pending = conn.execute(
+        pending = single_value(
+            conn,
             "SELECT count(*) FROM pg_subscription_rel"
             " WHERE srsubid = %s AND srsubstate NOT IN ('r', 's')",
             [subscription["oid"]],
-        ).fetchone()[0]
+        )
     return pending == 0
 
 
@@ -90,10 +86,12 @@ def replication_lag_bytes(blue: PgServer, green: PgServer, dbname: str = "app") 
 def open_write_transactions(blue: PgServer, dbname: str = "app") -> int:
     """Client sessions (any database) holding a transaction that has written something."""
     with connect_admin(blue, dbname) as conn:
-        return conn.execute(
+        count: int = single_value(
+            conn,
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-        ).fetchone()[0]
+            " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
+        )
+        return count
 
 
 def is_caught_up(blue: PgServer, green: PgServer, dbname: str = "app") -> bool:
@@ -328,7 +326,9 @@ def _role_options(role: tuple) -> sql.Composed:
         "REPLICATION": replication,
         "BYPASSRLS": bypassrls,
     }
-    parts = [sql.SQL(word if on else f"NO{word}") for word, on in flags.items()]
+    parts: list[sql.Composable] = [
+        sql.SQL(word if on else f"NO{word}") for word, on in flags.items()
+    ]
     parts.append(sql.SQL("CONNECTION LIMIT {}").format(sql.Literal(connlimit)))
     parts.append(sql.SQL("PASSWORD {}").format(sql.Literal(password)))
     parts.append(sql.SQL("VALID UNTIL {}").format(sql.Literal(valid_until or "infinity")))
@@ -346,7 +346,7 @@ def _set_read_only_for_clients(server: PgServer, *, read_only: bool) -> None:
             conn.execute("ALTER SYSTEM SET default_transaction_read_only = on")
         else:
             conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
-        before = conn.execute("SELECT now()").fetchone()[0]
+        before = single_value(conn, "SELECT now()")
         conn.execute("SELECT pg_reload_conf()")
     _wait_for_reload(server, before)
 
@@ -357,7 +357,7 @@ def _wait_for_reload(server: PgServer, requested_at: datetime) -> None:
     deadline = time.monotonic() + RELOAD_TIMEOUT_S
     while time.monotonic() < deadline:
         with connect_admin(server) as conn:
-            loaded_at = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            loaded_at = single_value(conn, "SELECT pg_conf_load_time()")
         if loaded_at >= requested_at:
             return
         time.sleep(0.02)

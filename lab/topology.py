@@ -1,4 +1,4 @@
-"""The starting point of RUNBOOK.md, created through the AWS API.
+"""The starting point of docs/runbook.md, created through the AWS API.
 
 Everything here goes through boto3 clients handed in by the caller, so the
 same builder serves the lab and any test that wants the topology.
@@ -44,7 +44,7 @@ class Topology:
 
 
 def instance_identifier(index: int) -> str:
-    """`rds-1`, `rds-2`, …: the RUNBOOK's naming for cluster members."""
+    """`rds-1`, `rds-2`, …: the runbook's naming for cluster members."""
     return f"rds-{index + 1}"
 
 
@@ -61,7 +61,7 @@ def create_network(ec2: Any) -> tuple[str, list[str], list[str]]:
 
 
 def create_parameter_groups(rds: Any) -> dict[str, str]:
-    """Both generations exist before the upgrade, as in RUNBOOK.md."""
+    """Both generations exist before the upgrade, as in docs/runbook.md."""
     created = {}
     for major, (cluster_group, instance_group) in PARAMETER_GROUPS.items():
         family = f"aurora-postgresql{major}"
@@ -97,7 +97,7 @@ def cluster_identifier(index: int) -> str:
 
 
 def member_identifier(cluster_index: int, index: int) -> str:
-    """RUNBOOK's `rds-1`, `rds-2` for the first cluster; `rds2-1`, … for the others
+    """The runbook's `rds-1`, `rds-2` for the first cluster; `rds2-1`, … for the others
     (instance identifiers are unique per region, not per cluster)."""
     if cluster_index == 0:
         return instance_identifier(index)
@@ -123,14 +123,14 @@ def ssm_names(cluster_index: int) -> tuple[str, str]:
 
 
 def create_topology(rds: Any, ec2: Any, ssm: Any, instances: int = 1) -> Topology:
-    """Create RUNBOOK.md's cluster, its instances, groups and SSM parameters."""
+    """Create docs/runbook.md's cluster, its instances, groups and SSM parameters."""
     return create_clusters(rds, ec2, ssm, instances, clusters=1)[0]
 
 
 def create_clusters(
     rds: Any, ec2: Any, ssm: Any, instances: int = 1, clusters: int = 1
 ) -> list[Topology]:
-    """RUNBOOK.md's topology `clusters` times: one network, subnet group and set of
+    """docs/runbook.md's topology `clusters` times: one network, subnet group and set of
     parameter groups shared by all (as one account would share them), and per cluster
     its own cluster, instances, managed secret and SSM parameters."""
     vpc_id, subnet_ids, sg_ids = create_network(ec2)
@@ -146,7 +146,7 @@ def create_clusters(
         "vpc_id": vpc_id,
         "parameter_groups": groups,
         # A fleet lab tags its clusters, so a fleet can find them by tag; a lab of one
-        # cluster stays exactly RUNBOOK's, untagged.
+        # cluster stays exactly the runbook's, untagged.
         "tags": [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}] if clusters > 1 else [],
     }
     return [create_cluster(rds, ssm, index, instances, shared) for index in range(clusters)]
@@ -155,7 +155,7 @@ def create_clusters(
 def create_cluster(
     rds: Any, ssm: Any, index: int, instances: int, shared: dict[str, Any]
 ) -> Topology:
-    """One cluster of RUNBOOK.md with its instances and SSM parameters."""
+    """One cluster of docs/runbook.md with its instances and SSM parameters."""
     cluster_id = cluster_identifier(index)
     groups = shared["parameter_groups"]
     rds.create_db_cluster(

@@ -35,6 +35,7 @@ from typing import Any
 
 from lab.fidelity import engine_versions
 from lab.fidelity.endpoints import cluster_key, instance_key
+from lab.fidelity.patching import patch
 from lab.fidelity.world import PLAYED_BY, world
 
 log = logging.getLogger("lab.fidelity.blue_green")
@@ -189,7 +190,7 @@ def _set_green_status(backend: Any, runtime: Runtime, status: str) -> None:
 def _provision(deployment_id: str, blue_cluster_id: str) -> None:
     """Build green, then progress Tasks over the provisioning delay."""
     from lab import replication
-    from lab.postgres import set_role_password
+    from lab.scram import set_role_password
 
     lab = world()
     runtime = _runtimes[deployment_id]
@@ -446,6 +447,6 @@ def install() -> None:
     ) -> Any:
         return delete(self, original_delete, blue_green_deployment_identifier, delete_target)
 
-    RDSBackend.create_blue_green_deployment = create_blue_green_deployment
-    RDSBackend.switchover_blue_green_deployment = switchover_blue_green_deployment
-    RDSBackend.delete_blue_green_deployment = delete_blue_green_deployment
+    patch(RDSBackend, "create_blue_green_deployment", create_blue_green_deployment)
+    patch(RDSBackend, "switchover_blue_green_deployment", switchover_blue_green_deployment)
+    patch(RDSBackend, "delete_blue_green_deployment", delete_blue_green_deployment)

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from lab.fidelity.patching import patch
+
 LAB_HOST = "127.0.0.1"
 Resolver = Callable[[str], int | None]  # endpoint key -> backend TCP port (None: no such name)
 
@@ -136,8 +138,8 @@ def install() -> None:
     def keep_aws_port(self: Any, value: int | None) -> None:
         self.__dict__["_aws_port"] = value
 
-    DBCluster.port = property(cluster_port, keep_aws_port)
-    DBCluster.endpoint = property(lambda self: LAB_HOST)
-    DBCluster.reader_endpoint = property(lambda self: LAB_HOST)
-    DBInstance.port = property(instance_port, keep_aws_port)
-    DBInstance.address = property(lambda self: LAB_HOST)
+    patch(DBCluster, "port", property(cluster_port, keep_aws_port))
+    patch(DBCluster, "endpoint", property(lambda self: LAB_HOST))
+    patch(DBCluster, "reader_endpoint", property(lambda self: LAB_HOST))
+    patch(DBInstance, "port", property(instance_port, keep_aws_port))
+    patch(DBInstance, "address", property(lambda self: LAB_HOST))

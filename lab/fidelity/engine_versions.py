@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.fidelity.patching import patch
+
 ENGINE = "aurora-postgresql"
 VERSIONS = ["15.2", "15.3", "15.4", "15.5", "15.6", "15.7", "16.1", "16.2", "16.3"]
 # The lowest 16.x a 15.x may upgrade to: AWS pairs minors so that the target
@@ -104,4 +106,4 @@ def install() -> None:
         )
         return ActionResult({"DBEngineVersions": entries})
 
-    RDSResponse.describe_db_engine_versions = describe_db_engine_versions
+    patch(RDSResponse, "describe_db_engine_versions", describe_db_engine_versions)

@@ -29,6 +29,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lab.fidelity.patching import patch
+
 ROOT_ACCESS_KEY = "lab"
 POLICY_FILE = Path(__file__).resolve().parents[2] / "deployments" / "iam-policy.json"
 PLACEHOLDERS = (
@@ -64,7 +66,7 @@ def install_root_key() -> None:
         evaluate(self, iam_request_cls, resource)
 
     authorize._lab_root_key = True  # type: ignore[attr-defined]
-    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+    patch(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize)
 
 
 def set_enforcement(enforce: bool) -> bool:

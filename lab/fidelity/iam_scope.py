@@ -1,12 +1,13 @@
 """The half of IAM evaluation moto skips: resources and request-tag conditions.
 
 moto checks each call's action against the caller's policies but matches every
-Resource element against "*" and fails every Condition (lab/iam.py). This module
-replays the lab's call log against a filled policy the way AWS would for the
-calls the upgrade makes: it derives the ARNs each call acts on from its
-parameters (the resource types the Service Authorization Reference lists for
-the action) and the tags it sends, then asks whether an Allow statement covers
-every one of them and no Deny does. It knows only the actions the flow calls.
+Resource element against "*" and fails every Condition (see `lab.fidelity.iam`).
+This module replays the lab's call log (`lab.fidelity.call_log`) against a
+filled policy the way AWS would for the calls the upgrade makes: it derives the
+ARNs each call acts on from its parameters (the resource types the Service
+Authorization Reference lists for the action) and the tags it sends, then asks
+whether an Allow statement covers every one of them and no Deny does. It knows
+only the actions the flow calls.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import secrets
 import string
 from typing import Any
 
+from lab.fidelity.patching import patch
 from lab.fidelity.world import world
 
 # AWS generated passwords avoid '/', '@', '"', ' ' and quotes.
@@ -34,7 +35,7 @@ def generate_password(length: int = 32) -> str:
 
 def apply_password(resource: Any, password: str) -> None:
     """Set `password` on the master role of the server playing `resource`."""
-    from lab.postgres import set_role_password
+    from lab.scram import set_role_password
 
     lab = world()
     server = lab.server_of_cluster(resource)
@@ -56,14 +57,15 @@ def install() -> None:
         apply_password(self.resource, password)
         return json.dumps({"username": self.resource.master_username, "password": password})
 
-    MasterUserSecret._generate_secret_string = generate_secret_string
+    patch(MasterUserSecret, "_generate_secret_string", generate_secret_string)
 
     original_modify = RDSBackend.modify_db_cluster
 
     def modify_db_cluster(self: RDSBackend, kwargs: dict[str, Any]) -> Any:
-        cluster = self.clusters.get(kwargs.get("db_cluster_identifier"))
+        identifier = kwargs.get("db_cluster_identifier")
+        cluster = None if identifier is None else self.clusters.get(identifier)
         if cluster is None:
-            raise DBClusterNotFoundError(kwargs.get("db_cluster_identifier"))
+            raise DBClusterNotFoundError(str(identifier))
         manage = kwargs.get("manage_master_user_password")
         password = kwargs.get("master_user_password")
         if manage is True and password:
@@ -87,4 +89,4 @@ def install() -> None:
             apply_password(cluster, password)
         return original_modify(self, kwargs)
 
-    RDSBackend.modify_db_cluster = modify_db_cluster
+    patch(RDSBackend, "modify_db_cluster", modify_db_cluster)
