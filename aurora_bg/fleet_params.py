@@ -8,7 +8,7 @@ cluster. Every cluster's full parameters are validated before anything runs.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,16 +27,22 @@ PER_CLUSTER_ONLY = ("cluster_identifier", "deployment_name")
 MAX_CLUSTERS = 200
 MAX_PARALLEL = 50
 
-# The upgrade's parameters without the ones that only make sense for one cluster.
-FleetUpgradeSettings = create_model(
-    "FleetUpgradeSettings",
-    __config__=ConfigDict(extra="forbid", title="Upgrade settings shared by every cluster"),
-    **{
-        name: (info.annotation, info)
-        for name, info in UpgradeParameters.model_fields.items()
-        if name not in PER_CLUSTER_ONLY
-    },
-)
+if TYPE_CHECKING:
+    # A model built at run time is invisible to a type checker. Every field the
+    # shared settings hold has the type it has in the upgrade's parameters, so
+    # to the checker they are those parameters.
+    FleetUpgradeSettings = UpgradeParameters
+else:
+    # The upgrade's parameters without the ones that only make sense for one cluster.
+    FleetUpgradeSettings = create_model(
+        "FleetUpgradeSettings",
+        __config__=ConfigDict(extra="forbid", title="Upgrade settings shared by every cluster"),
+        **{
+            name: (info.annotation, info)
+            for name, info in UpgradeParameters.model_fields.items()
+            if name not in PER_CLUSTER_ONLY
+        },
+    )
 
 
 class FleetParameters(BaseModel):
@@ -50,28 +56,28 @@ class FleetParameters(BaseModel):
         description="DB cluster identifiers to upgrade; empty: every cluster carrying the tag.",
     )
     tag: str | None = Field(
-        None,
+        default=None,
         title="Tag filter (key=value)",
         description="Upgrade every Aurora PostgreSQL cluster carrying this tag (read-only "
         "discovery at the start). Give either clusters or a tag.",
     )
-    settings: FleetUpgradeSettings = Field(..., title="Upgrade settings")  # type: ignore[valid-type]
+    settings: FleetUpgradeSettings = Field(..., title="Upgrade settings")
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         title="Per-cluster overrides",
         description="cluster identifier -> settings that differ for that cluster.",
     )
     max_parallel: int = Field(
-        2, ge=1, le=MAX_PARALLEL, title="Clusters at once", description="At most this many."
+        default=2, ge=1, le=MAX_PARALLEL, title="Clusters at once", description="At most this many."
     )
     approval: Literal["per-cluster", "batch"] = Field(
-        "per-cluster",
+        default="per-cluster",
         title="Approvals",
         description="per-cluster: every cluster's run pauses for its own approval; batch: "
         "one approval per gate, in the fleet's run, for every cluster waiting at it.",
     )
     aws_calls_per_second: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=1000,
         title="AWS API calls per second",

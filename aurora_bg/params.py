@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
 VERSION = re.compile(r"^\d+\.\d+$")
 LOCAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def zone_named(name: str) -> ZoneInfo:
@@ -35,7 +38,7 @@ class ValidationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    database: str = Field("postgres", title="Database", description="Database to validate.")
+    database: str = Field(default="postgres", title="Database", description="Database to validate.")
     schemas: list[str] = Field(
         default_factory=lambda: ["public"],
         title="Schemas",
@@ -47,21 +50,21 @@ class ValidationSettings(BaseModel):
         description="Tables to compare (schema.table); empty means every table of the schemas.",
     )
     checks_file: Path | None = Field(
-        None,
+        default=None,
         title="Checks file",
         description="YAML file of your own read-only checks, run next to the built-in ones "
         "(see deployments/checks.example.yaml). Preflight refuses a file that does not parse, "
         "has unknown keys, or whose SQL does not plan on blue or would write.",
     )
     exact_count_limit: int = Field(
-        100_000,
+        default=100_000,
         ge=0,
         title="Exact count limit (rows)",
         description="Tables whose planner estimate reaches this many rows are compared by "
         "estimate (marked as such) instead of count(*).",
     )
     lag_grace_seconds: float = Field(
-        5.0,
+        default=5.0,
         ge=0,
         le=600,
         title="Replication grace (s)",
@@ -69,14 +72,14 @@ class ValidationSettings(BaseModel):
         "counts) before a difference is a blocker.",
     )
     long_transaction_seconds: float = Field(
-        60.0,
+        default=60.0,
         ge=1,
         title="Long transaction on blue (s)",
         description="A transaction open on blue for longer blocks the switchover if it has "
         "written, warns if it only reads.",
     )
     statement_timeout_ms: int = Field(
-        15_000,
+        default=15_000,
         ge=100,
         le=3_600_000,
         title="Statement timeout (ms)",
@@ -90,17 +93,19 @@ class TerraformSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(
-        False, title="Reconcile Terraform", description="Run the Terraform phase."
+        default=False, title="Reconcile Terraform", description="Run the Terraform phase."
     )
-    working_dir: Path | None = Field(None, title="Working directory")
-    terraform_bin: str = Field("terraform", title="terraform executable")
+    working_dir: Path | None = Field(default=None, title="Working directory")
+    terraform_bin: str = Field(default="terraform", title="terraform executable")
     apply: bool = Field(
-        False,
+        default=False,
         title="Apply",
         description="Apply the plan; off: plan only, leave the commands to run.",
     )
     allow_newer_cli: bool = Field(
-        False, title="Allow a newer CLI", description="Let a newer terraform rewrite the state."
+        default=False,
+        title="Allow a newer CLI",
+        description="Let a newer terraform rewrite the state.",
     )
 
 
@@ -130,7 +135,7 @@ class SwitchoverWindow(BaseModel):
         json_schema_extra={"pattern": LOCAL_TIME},
     )
     timezone: str = Field(
-        "UTC", title="Time zone", description="IANA name, for example Asia/Tokyo."
+        default="UTC", title="Time zone", description="IANA name, for example Asia/Tokyo."
     )
 
     @field_validator("start", "end")
@@ -171,37 +176,46 @@ class UpgradeParameters(BaseModel):
         ..., title="Target instance parameter group", description="Family must match the target."
     )
     deployment_name: str | None = Field(
-        None,
+        default=None,
         title="Blue/Green deployment name",
         description="Default: aurora-bg-<cluster>-<target version>.",
     )
     switchover_timeout_seconds: int = Field(
-        300, ge=30, le=3600, title="Switchover timeout (s)", description="AWS allows 30–3600."
+        default=300,
+        ge=30,
+        le=3600,
+        title="Switchover timeout (s)",
+        description="AWS allows 30–3600.",
     )
     approval_timeout_seconds: int = Field(
-        86400,
+        default=86400,
         ge=60,
         le=30 * 86400,
         title="Approval timeout (s)",
         description="How long each pause waits for a person before taking the way out.",
     )
     switchover_window: SwitchoverWindow | None = Field(
-        None,
+        default=None,
         title="Switchover window",
         description="When the switchover may start (days, local times, time zone); "
         "empty: as soon as it is approved.",
     )
     outside_window: Literal["wait", "way-out"] = Field(
-        "wait",
+        default="wait",
         title="Approved outside the window",
         description="wait: switch over at the next opening if it comes within the approval "
         "timeout, else take the way out; way-out: delete green and put everything back.",
     )
     provisioning_timeout_seconds: int = Field(
-        4 * 3600, ge=60, title="Provisioning timeout (s)", description="Wait for green at most."
+        default=4 * 3600,
+        ge=60,
+        title="Provisioning timeout (s)",
+        description="Wait for green at most.",
     )
-    delete_old_blue: bool = Field(True, title="Delete the old blue cluster after switchover")
-    final_snapshot: bool = Field(True, title="Final snapshot of the old blue cluster")
+    delete_old_blue: bool = Field(
+        default=True, title="Delete the old blue cluster after switchover"
+    )
+    final_snapshot: bool = Field(default=True, title="Final snapshot of the old blue cluster")
     validation: ValidationSettings = Field(
         default_factory=ValidationSettings, title="Green validation (read-only)"
     )
@@ -247,7 +261,7 @@ FIXES = {
 SHOWN_INPUT_CHARS = 60
 
 
-def _got(item: dict[str, Any]) -> str:
+def _got(item: ErrorDetails) -> str:
     """` (got 'value')` for a short scalar input the message does not already show."""
     value = item.get("input")
     shown = repr(value)

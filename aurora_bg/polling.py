@@ -39,9 +39,11 @@ Window = tuple[float, float]
 
 @dataclass
 class PollStats(Generic[T]):
+    """What a wait saw: the last state (the one that ended it), the polls and the time."""
+
+    last: T
     polls: int = 0
     waited: float = 0.0
-    last: T | None = None
     history: list[float] = field(default_factory=list)
 
 
@@ -115,9 +117,9 @@ def poll_until(
     schedule = Schedule(first_interval, max_interval, backoff, settle, hurry_interval)
     start = clock()
     deadline = start + timeout
-    stats: PollStats[T] = PollStats()
+    state = probe()
+    stats = PollStats(last=state)
     while True:
-        state = probe()
         stats.polls += 1
         stats.last = state
         stats.history.append(clock() - start)
@@ -136,3 +138,4 @@ def poll_until(
         )
         pause *= 1 + rng.uniform(-jitter, jitter)
         sleep(max(0.0, min(pause, remaining)))
+        state = probe()

@@ -193,7 +193,7 @@ def hold_until_open(
         )
     except WaitTimedOut as error:
         raise Rejected(f"approved outside the switchover window: {error}. {NEXT_STEP}") from None
-    opened = (stats.last or now()).astimezone(zone_named(window.timezone))
+    opened = stats.last.astimezone(zone_named(window.timezone))
     return StepResult(
         "waited",
         f"Waited {stats.waited:.0f} s for the switchover window ({describe(window)}); "

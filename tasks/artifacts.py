@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -51,7 +52,9 @@ class Progress:
     """A progress artifact fed by a long wait (0–100 %)."""
 
     def __init__(self, description: str) -> None:
-        self._id = create_progress_artifact(progress=0.0, description=description)
+        # Prefect's async_dispatch types the result "UUID or coroutine"; called outside an
+        # event loop, as the flows' tasks are, it runs the synchronous version: a UUID.
+        self._id = cast(UUID, create_progress_artifact(progress=0.0, description=description))
         self._last = 0.0
 
     def update(self, percent: float) -> None:

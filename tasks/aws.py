@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -71,7 +71,11 @@ CLIENT_CONFIG = Config(
 )
 
 
-def client(service: str) -> Any:
+# The services the tool calls; boto3's typed `client` knows each by its name.
+AwsService = Literal["rds", "secretsmanager"]
+
+
+def client(service: AwsService) -> Any:
     """A boto3 client from the standard chain (region, credentials, endpoint).
 
     Clients are reused while the environment that chose them stays the same.
@@ -81,7 +85,7 @@ def client(service: str) -> Any:
 
 
 @cache
-def _client(service: str, environment: tuple[str, ...]) -> Any:
+def _client(service: AwsService, environment: tuple[str, ...]) -> Any:
     # Every attempt is counted, and paced when a fleet shares a rate limit (aws_budget).
     return aws_budget.register(boto3.session.Session().client(service, config=CLIENT_CONFIG))
 

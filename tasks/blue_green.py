@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from aurora_bg.errors import BusinessError, InvalidState, SwitchoverFailed
 from aurora_bg.polling import Window, poll_until
@@ -27,9 +27,19 @@ from tasks.rds_state import (
 )
 
 TAG_CREATED_BY = "aurora-bg:created-by"
+
+
+class PollIntervals(TypedDict):
+    """Interval settings of one `poll_until` call, passed as `**intervals`."""
+
+    first_interval: float
+    max_interval: float
+    hurry_interval: float
+
+
 # Green takes tens of minutes on AWS: never slower than botocore's 30-s waiter, and
 # a ramp from 4 s for the labs and retries that find it nearly ready
-GREEN_SCHEDULE = {"first_interval": 4.0, "max_interval": 30.0, "hurry_interval": 2.0}
+GREEN_SCHEDULE: PollIntervals = {"first_interval": 4.0, "max_interval": 30.0, "hurry_interval": 2.0}
 
 
 def task_progress(deployment: dict[str, Any]) -> tuple[int, int]:
@@ -126,7 +136,7 @@ def wait_until_available(
     timeout: float,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     rds: Any = None,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> StepResult:
     """Wait until AVAILABLE; INVALID_CONFIGURATION fails at once with AWS's reason.
 
@@ -151,7 +161,6 @@ def wait_until_available(
     def done(deployment: dict[str, Any]) -> bool:
         return deployment["Status"] != "PROVISIONING"
 
-    extra = {"sleep": sleep} if sleep else {}
     stats = poll_until(
         probe,
         done,
@@ -160,8 +169,8 @@ def wait_until_available(
         hurry=last_task_running,
         forecast=ProvisioningForecast(),
         on_poll=on_progress,
+        sleep=sleep,
         **GREEN_SCHEDULE,
-        **extra,
     )
     deployment = stats.last
     return StepResult(

@@ -33,7 +33,9 @@ AFTER_SWITCHOVER = "resume-after-switchover"
 
 
 @dataclass(frozen=True)
-class Check:
+class PreflightCheck:
+    """One preflight finding: its name, whether it passed, what was seen and the fix."""
+
     name: str
     passed: bool
     detail: str
@@ -42,12 +44,14 @@ class Check:
 
 @dataclass
 class Preflight:
+    """Every preflight check of one run, and where an earlier attempt left off (`situation`)."""
+
     situation: str
-    checks: list[Check]
+    checks: list[PreflightCheck]
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def failed(self) -> list[Check]:
+    def failed(self) -> list[PreflightCheck]:
         return [c for c in self.checks if not c.passed]
 
     @property
@@ -152,7 +156,7 @@ def run_preflight(params: UpgradeParameters, rds: Any = None, sm: Any = None) ->
         return Preflight(
             FRESH,
             [
-                Check(
+                PreflightCheck(
                     "cluster exists",
                     False,
                     f"no DB cluster named {cluster_id} in this account and region",
@@ -169,7 +173,7 @@ def run_preflight(params: UpgradeParameters, rds: Any = None, sm: Any = None) ->
         "secret_arn": (cluster.get("MasterUserSecret") or {}).get("SecretArn"),
     }
     checks = [
-        Check(
+        PreflightCheck(
             "cluster available",
             cluster["Status"] == "available",
             f"{cluster_id} is {cluster['Status']}",
@@ -185,7 +189,7 @@ def run_preflight(params: UpgradeParameters, rds: Any = None, sm: Any = None) ->
 
 def _checks_file_check(
     params: UpgradeParameters, cluster: dict[str, Any], rds: Any, sm: Any
-) -> list[Check]:
+) -> list[PreflightCheck]:
     """The operator's checks file parses, has known keys only, and each query plans on
     blue (EXPLAIN in a read-only session, never run) without writing."""
     path = params.validation.checks_file
@@ -204,7 +208,7 @@ def _checks_file_check(
             params.validation.database,
         )
     return [
-        Check(
+        PreflightCheck(
             "validation checks file",
             not problems,
             "; ".join(problems) or f"{path}: every check plans on blue, read-only",
@@ -215,17 +219,17 @@ def _checks_file_check(
 
 def _source_checks(
     params: UpgradeParameters, cluster: dict[str, Any], rds: Any, sm: Any
-) -> list[Check]:
+) -> list[PreflightCheck]:
     cluster_id = params.cluster_identifier
     current, target = cluster["EngineVersion"], params.target_engine_version
     checks = [
-        Check(
+        PreflightCheck(
             "engine is aurora-postgresql",
             cluster["Engine"] == "aurora-postgresql",
             f"engine is {cluster['Engine']}",
             "this tool upgrades Aurora PostgreSQL clusters only",
         ),
-        Check(
+        PreflightCheck(
             "target version is newer",
             _version_key(target) > _version_key(current),
             f"current {current}, target {target}",
@@ -235,7 +239,7 @@ def _source_checks(
     valid = _valid_targets(cluster["Engine"], current, rds)
     if valid is not None:
         checks.append(
-            Check(
+            PreflightCheck(
                 "target is a valid upgrade",
                 target in valid,
                 f"AWS lists {', '.join(valid) or 'no targets'} as upgrades from {current}",
@@ -244,7 +248,7 @@ def _source_checks(
         )
     group = cluster.get("DBClusterParameterGroup", "")
     checks.append(
-        Check(
+        PreflightCheck(
             "logical replication on",
             _logical_replication_on(group, rds),
             f"rds.logical_replication in {group}",
@@ -258,7 +262,7 @@ def _source_checks(
     ):
         family = _group_family(kind, name, rds)
         checks.append(
-            Check(
+            PreflightCheck(
                 f"target {kind} parameter group",
                 family == expected_family,
                 f"{name}: " + (f"family {family}" if family else "does not exist"),
@@ -275,7 +279,7 @@ def _source_checks(
         if d["BlueGreenDeploymentName"] != params.effective_deployment_name
     ]
     checks.append(
-        Check(
+        PreflightCheck(
             "no other deployment",
             not others,
             f"other deployments on {cluster_id}: {', '.join(others)}" if others else "none",
@@ -285,7 +289,7 @@ def _source_checks(
     managed = is_password_managed(cluster)
     held = (not managed) and held_password_exists(cluster_id, sm)
     checks.append(
-        Check(
+        PreflightCheck(
             "master password managed",
             managed or held,
             "managed by Secrets Manager"

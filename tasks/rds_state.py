@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aurora_bg.errors import InvalidState
 from aurora_bg.polling import PollStats, poll_until
 from tasks.aws import call, classify, client, is_not_found
 
@@ -29,6 +30,14 @@ def describe_cluster(cluster_id: str, rds: Any = None) -> dict[str, Any] | None:
         if is_not_found(error):
             return None
         raise classify(error, f"describing cluster {cluster_id}") from None
+
+
+def existing_cluster(cluster_id: str, rds: Any = None) -> dict[str, Any]:
+    """The cluster as AWS reports it. Raises InvalidState when it does not exist."""
+    cluster = describe_cluster(cluster_id, rds)
+    if cluster is None:
+        raise InvalidState(f"cluster {cluster_id} does not exist")
+    return cluster
 
 
 def describe_instance(instance_id: str, rds: Any = None) -> dict[str, Any] | None:
@@ -84,6 +93,14 @@ def describe_deployment(deployment_id: str, rds: Any = None) -> dict[str, Any] |
         if is_not_found(error):
             return None
         raise classify(error, f"describing deployment {deployment_id}") from None
+
+
+def existing_deployment(deployment_id: str, rds: Any = None) -> dict[str, Any]:
+    """The deployment as AWS reports it. Raises InvalidState when it does not exist."""
+    deployment = describe_deployment(deployment_id, rds)
+    if deployment is None:
+        raise InvalidState(f"Blue/Green deployment {deployment_id} does not exist")
+    return deployment
 
 
 def retired_clusters(cluster_id: str, rds: Any = None) -> list[dict[str, Any]]:

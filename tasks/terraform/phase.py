@@ -1,4 +1,4 @@
-"""Phase 12: bring Terraform back in line with the upgraded cluster (RUNBOOK.md step 7).
+"""Phase 12: bring Terraform back in line with the upgraded cluster (docs/runbook.md, step 7).
 
 `reconcile` runs the steps in the runbook's order: read the state, guard the
 CLI version, read what AWS reports now, find the cluster's addresses in the
@@ -16,7 +16,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,20 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from python_terraform import IsFlagged, Terraform
 
-from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
+from aurora_bg.errors import BadInput, BusinessError, InvalidState, PreconditionFailed
 from aurora_bg.results import StepResult
-from tasks.terraform.config import (
+from tasks.terraform.cli import (
+    first_line_of_error,
+    missing_provider,
+    run_terraform,
+    terraform_for,
+)
+from tasks.terraform.hcl import load_config
+from tasks.terraform.plan import summarize_plan
+from tasks.terraform.report import TerraformReport, TerraformStatus
+from tasks.terraform.rewrite import (
     IMPORT_FILE,
     RewriteTarget,
-    load_config,
     plan_rewrite,
     read_import_file,
     render_diff,
@@ -44,220 +52,29 @@ from tasks.terraform.state import (
     ClusterAddresses,
     ClusterFacts,
     backup_state,
-    check_cli_version,
     find_cluster_addresses,
-    first_line_of_error,
     is_state_current,
     pull_state,
-    read_cli_version,
     read_cluster_facts,
-    read_state_version,
     remove_addresses,
-    run_terraform,
-    terraform_for,
 )
+from tasks.terraform.version import check_cli_version, read_cli_version, read_state_version
 
 __all__ = [
     "TerraformReport",
+    "TerraformStatus",
     "init_plan_apply",
-    "read_cluster_facts",
     "reconcile",
     "reconcile_terraform_task",
 ]
 
-# The provider's own import test ignores these after import (RUNBOOK.md facts):
-# a plan that only changes them on the cluster is the known quirk, not drift.
-IMPORT_VERIFY_IGNORE = frozenset(
-    {
-        "allow_major_version_upgrade",
-        "apply_immediately",
-        "cluster_members",
-        "db_instance_parameter_group_name",
-        "enable_global_write_forwarding",
-        "enable_local_write_forwarding",
-        "manage_master_user_password",
-        "master_password",
-        "master_user_secret_kms_key_id",
-        "skip_final_snapshot",
-    }
-)
 PLAN_FILE = "tfplan"
-DEFAULT_PROVIDER = "registry.terraform.io/hashicorp/aws"
 # Statuses after which the flow must not carry on as if Terraform were in line.
-STOPPING_STATUSES = {
-    "blocked": PreconditionFailed,
-    "plan-failed": InvalidState,
-    "apply-failed": InvalidState,
+STOPPING_STATUSES: dict[TerraformStatus, type[BusinessError]] = {
+    TerraformStatus.BLOCKED: PreconditionFailed,
+    TerraformStatus.PLAN_FAILED: InvalidState,
+    TerraformStatus.APPLY_FAILED: InvalidState,
 }
-
-
-# --- the plan ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedChange:
-    address: str
-    resource_type: str
-    actions: tuple[str, ...]
-    importing_id: str | None = None
-    changed: tuple[str, ...] = ()
-    expected: bool = False
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    changes: tuple[PlannedChange, ...]
-
-    @property
-    def imports(self) -> list[str]:
-        return [c.address for c in self.changes if c.importing_id is not None]
-
-    @property
-    def destroys(self) -> list[str]:
-        return [c.address for c in self.changes if "delete" in c.actions]
-
-    @property
-    def updates(self) -> list[str]:
-        return [c.address for c in self.changes if c.actions == ("update",)]
-
-    @property
-    def blockers(self) -> list[str]:
-        """Destroying (or replacing) the cluster or an instance: never applied."""
-        return [
-            c.address
-            for c in self.changes
-            if "delete" in c.actions and c.resource_type in (CLUSTER_TYPE, INSTANCE_TYPE)
-        ]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "imports": self.imports,
-            "destroys": self.destroys,
-            "updates": {
-                c.address: list(c.changed) for c in self.changes if c.actions == ("update",)
-            },
-            "expected_after_import": [c.address for c in self.changes if c.expected],
-            "blockers": self.blockers,
-        }
-
-
-def summarize_plan(plan: dict[str, Any]) -> PlanSummary:
-    """Reduce `terraform show -json PLAN` to imports, destroys, updates and blockers."""
-    changes = []
-    for resource in plan.get("resource_changes", []):
-        change = resource.get("change", {})
-        actions = tuple(change.get("actions", []))
-        importing = change.get("importing")
-        if actions == ("no-op",) and not importing:
-            continue
-        changed: tuple[str, ...] = ()
-        if "update" in actions:
-            before, after = change.get("before") or {}, change.get("after") or {}
-            unknown = change.get("after_unknown") or {}
-            changed = tuple(
-                sorted(
-                    k
-                    for k in set(before) | set(after)
-                    if before.get(k) != after.get(k) or k in unknown
-                )
-            )
-        expected = (
-            resource.get("type") == CLUSTER_TYPE
-            and actions == ("update",)
-            and set(changed) <= IMPORT_VERIFY_IGNORE
-        )
-        importing_id = importing.get("id", "") if isinstance(importing, dict) else None
-        changes.append(
-            PlannedChange(
-                resource["address"],
-                resource.get("type", ""),
-                actions,
-                importing_id,
-                changed,
-                expected,
-            )
-        )
-    return PlanSummary(tuple(changes))
-
-
-def missing_provider(stderr: str) -> str | None:
-    """The provider Terraform could not install or start, from its diagnostics; else None."""
-    markers = (
-        "provider packages",
-        "Failed to install provider",
-        "Failed to load plugin schemas",
-        "Required plugins are not installed",
-        "Inconsistent dependency lock file",
-    )
-    if not any(marker in stderr for marker in markers):
-        return None
-    found = re.search(r"provider\s+\"?((?:[\w.-]+/)?[\w-]+/[\w-]+)", stderr)
-    if not found:
-        return DEFAULT_PROVIDER
-    name = found[1]
-    return name if name.count("/") == 2 else f"registry.terraform.io/{name}"
-
-
-# --- the report ----------------------------------------------------------------------
-
-
-@dataclass
-class TerraformReport:
-    """Everything phase 12 did and what is left, renderable as a Prefect artifact."""
-
-    cluster_identifier: str
-    terraform_dir: str
-    plan_only: bool
-    status: str = "running"
-    message: str = ""
-    steps: list[StepResult] = field(default_factory=list)
-    diff: str = ""
-    commands_left: list[str] = field(default_factory=list)
-    plan: PlanSummary | None = None
-    plan_text: str = ""
-
-    def step(self, result: StepResult) -> StepResult:
-        self.steps.append(result)
-        return result
-
-    def finish(
-        self, status: str, reason: str, commands_left: list[str] = (), **facts: Any
-    ) -> TerraformReport:
-        """Record the last step, whose action is the report's status."""
-        self.step(StepResult(status, reason, facts))
-        self.status, self.message = status, reason
-        self.commands_left += commands_left
-        return self
-
-    def to_markdown(self) -> str:
-        mode = "plan only" if self.plan_only else "apply"
-        lines = [
-            f"# Terraform for {self.cluster_identifier} ({mode})",
-            "",
-            f"**{self.status}**: {self.message}",
-            "",
-            f"Working directory: `{self.terraform_dir}`",
-            "",
-            "| step | what | why |",
-            "|---|---|---|",
-        ]
-        for number, result in enumerate(self.steps, 1):
-            reason = result.reason.replace("|", "\\|")
-            lines.append(f"| {number} | {result.action} | {reason} |")
-        if self.plan is not None:
-            lines += [
-                "",
-                "## Plan",
-                "",
-                "```json",
-                json.dumps(self.plan.as_dict(), indent=2),
-                "```",
-            ]
-        if self.diff:
-            lines += ["", "## Configuration diff", "", "```diff", self.diff.rstrip("\n"), "```"]
-        if self.commands_left:
-            lines += ["", "## Left to run", "", "```sh", *self.commands_left, "```"]
-        return "\n".join(lines) + "\n"
 
 
 # --- the phase -----------------------------------------------------------------------
@@ -406,7 +223,7 @@ def init_plan_apply(
         provider = missing_provider(err)
         if provider is None:
             return report.finish(
-                "init-failed", f"terraform init: {first_line_of_error(err)}", later
+                TerraformStatus.INIT_FAILED, f"terraform init: {first_line_of_error(err)}", later
             )
         cause = re.search(r"could not connect to [\w.-]+|no such host|[Tt]imeout[^\n]*", err)
         reason = (
@@ -414,12 +231,12 @@ def init_plan_apply(
             f"({cause[0] if cause else first_line_of_error(err)}); "
             "the state backup, the rewritten configuration and import.tf are in place"
         )
-        return report.finish("provider-unavailable", reason, later, provider=provider)
+        return report.finish(TerraformStatus.PROVIDER_UNAVAILABLE, reason, later, provider=provider)
     report.step(StepResult("initialised", "terraform init installed the providers"))
     if report.plan_only and state_rm_pending:
         # A plan before `state rm` would describe the old cluster, not the import.
         reason = "plan only: run the state rm above, then plan and apply"
-        return report.finish("state-rm-pending", reason, later[1:])
+        return report.finish(TerraformStatus.STATE_RM_PENDING, reason, later[1:])
     artifacts.mkdir(parents=True, exist_ok=True)
     code, plan_text, err = run_terraform(
         tf, "plan", input=False, out=str(plan_file), detailed_exitcode=IsFlagged
@@ -427,34 +244,30 @@ def init_plan_apply(
     report.plan_text = plan_text
     if code not in (0, 2):
         return report.finish(
-            "plan-failed", f"terraform plan: {first_line_of_error(err)}", later[1:]
+            TerraformStatus.PLAN_FAILED, f"terraform plan: {first_line_of_error(err)}", later[1:]
         )
     _, shown, _ = run_terraform(tf, "show", str(plan_file), json=IsFlagged)
     plan = report.plan = summarize_plan(json.loads(shown))
     (artifacts / "tfplan.txt").write_text(plan_text)
     (artifacts / "tfplan-summary.json").write_text(json.dumps(plan.as_dict(), indent=2))
-    report.step(StepResult("planned", _plan_sentence(plan), plan.as_dict()))
+    report.step(StepResult("planned", plan.sentence(), plan.as_dict()))
     if plan.blockers:
         reason = f"the plan destroys {', '.join(plan.blockers)}; nothing applied"
-        return report.finish("blocked", reason, later[1:])
+        return report.finish(TerraformStatus.BLOCKED, reason, later[1:])
     if code == 0 and not pending_import:
-        return report.finish("nothing-to-do", "Terraform already matches AWS")
+        return report.finish(TerraformStatus.NOTHING_TO_DO, "Terraform already matches AWS")
     if report.plan_only:
-        return report.finish("planned", "plan only: review the plan, then apply it", later[2:])
+        return report.finish(
+            TerraformStatus.PLANNED, "plan only: review the plan, then apply it", later[2:]
+        )
     code, _, err = run_terraform(tf, "apply", str(plan_file), input=False)
     if code != 0:
         return report.finish(
-            "apply-failed", f"terraform apply: {first_line_of_error(err)}", later[1:]
+            TerraformStatus.APPLY_FAILED, f"terraform apply: {first_line_of_error(err)}", later[1:]
         )
     (directory / IMPORT_FILE).unlink(missing_ok=True)
-    return report.finish("applied", f"applied the saved plan and deleted {IMPORT_FILE}")
-
-
-def _plan_sentence(plan: PlanSummary) -> str:
-    expected = sum(c.expected for c in plan.changes)
-    return (
-        f"{len(plan.imports)} import(s), {len(plan.destroys)} destroy(s), "
-        f"{len(plan.updates)} in-place update(s) ({expected} known after-import difference(s))"
+    return report.finish(
+        TerraformStatus.APPLIED, f"applied the saved plan and deleted {IMPORT_FILE}"
     )
 
 

@@ -1,11 +1,10 @@
 """Terraform configuration: point it at the upgraded cluster, and write import.tf.
 
-The files are read with python-hcl2's parser only to learn where each block
-and attribute sits (character offsets from its Lark tree); every change is a
-replacement of one span, so everything else in a file stays byte-identical:
-comments, blank lines, ordering. `terraform fmt` then runs on the touched files.
+Every change is a replacement of one span found by `tasks.terraform.hcl`, so
+everything else in a file stays byte-identical: comments, blank lines,
+ordering. `terraform fmt` then runs on the touched files.
 
-What is rewritten (RUNBOOK.md step 7): the cluster's `engine_version` (the
+What is rewritten (docs/runbook.md, step 7): the cluster's `engine_version` (the
 literal, the variable's `default` or the local it comes from), the cluster's
 `db_cluster_parameter_group_name` and each instance resource's
 `db_parameter_group_name` (to the resource whose `name` is the group in use, or
@@ -21,14 +20,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hcl2.api import parses_to_tree
-from lark import Tree
-from lark.exceptions import LarkError
 from python_terraform import Terraform
 
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.results import StepResult
-from tasks.terraform.state import CLUSTER_TYPE, first_line_of_error, run_terraform
+from tasks.terraform.cli import first_line_of_error, run_terraform
+from tasks.terraform.hcl import ConfigFiles, HclBlock, literal_value, parse_blocks
+from tasks.terraform.state import CLUSTER_TYPE
 
 IMPORT_FILE = "import.tf"
 CLUSTER_GROUP_TYPE = "aws_rds_cluster_parameter_group"
@@ -37,119 +35,10 @@ GROUP_TYPES = {
     "db_cluster_parameter_group_name": CLUSTER_GROUP_TYPE,
     "db_parameter_group_name": INSTANCE_GROUP_TYPE,
 }
-_LITERAL = re.compile(r'^"([^"\\]*)"$')
 _VARIABLE = re.compile(r"^var\.([A-Za-z_][\w-]*)$")
 _LOCAL = re.compile(r"^local\.([A-Za-z_][\w-]*)$")
 _RESOURCE_REF = re.compile(r"^([a-z][a-z0-9_]*)\.([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)$")
 _ADDRESS = re.compile(r"^([a-z][a-z0-9_]*)\.([A-Za-z_][\w-]*)(\[.+\])?$")
-
-
-# --- where things are ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HclAttribute:
-    name: str
-    value: str  # the expression's source text
-    value_start: int
-    value_end: int
-
-
-@dataclass(frozen=True)
-class HclBlock:
-    path: Path
-    kind: str
-    labels: tuple[str, ...]
-    start: int
-    end: int
-    attributes: dict[str, HclAttribute]
-    expressions: tuple[str, ...]  # every expression inside, nested blocks included
-
-    @property
-    def address(self) -> str:
-        return ".".join(self.labels)
-
-    def literal(self, attribute: str) -> str | None:
-        found = self.attributes.get(attribute)
-        return literal_value(found.value) if found else None
-
-
-@dataclass
-class ConfigFiles:
-    """The top-level blocks of every `*.tf` file in a directory, with their positions."""
-
-    texts: dict[Path, str]
-    blocks: list[HclBlock]
-
-    def resources(self, resource_type: str) -> list[HclBlock]:
-        return [b for b in self.blocks if b.kind == "resource" and b.labels[0] == resource_type]
-
-    def resource(self, resource_type: str, name: str) -> HclBlock | None:
-        matches = [b for b in self.resources(resource_type) if b.labels[1] == name]
-        return matches[0] if matches else None
-
-    def named(self, kind: str, name: str) -> tuple[HclBlock, HclAttribute] | None:
-        """`variable "name"`'s default, or the local `name`."""
-        for block in self.blocks:
-            if kind == "variable" and block.kind == "variable" and block.labels == (name,):
-                default = block.attributes.get("default")
-                return (block, default) if default else None
-            if kind == "local" and block.kind == "locals" and name in block.attributes:
-                return block, block.attributes[name]
-        return None
-
-
-def literal_value(expression: str) -> str | None:
-    """The string of a plain quoted literal (no interpolation), else None."""
-    match = _LITERAL.match(expression.strip())
-    if not match or "${" in match[1] or "%{" in match[1]:
-        return None
-    return match[1]
-
-
-def load_config(terraform_dir: Path) -> ConfigFiles:
-    """Parse every `*.tf` file. Raises BadInput when one is not valid HCL."""
-    texts, blocks = {}, []
-    for path in sorted(Path(terraform_dir).glob("*.tf")):
-        text = path.read_text()
-        texts[path] = text
-        blocks.extend(parse_blocks(path, text))
-    return ConfigFiles(texts, blocks)
-
-
-def parse_blocks(path: Path, text: str) -> list[HclBlock]:
-    try:
-        tree = parses_to_tree(text)
-    except LarkError as exc:
-        raise BadInput(f"cannot parse {path}: {str(exc).splitlines()[0]}") from exc
-    body = tree.children[0]
-    return [_block(path, text, node) for node in _children(body, "block")]
-
-
-def _children(node: Tree, data: str) -> list[Tree]:
-    return [c for c in node.children if isinstance(c, Tree) and c.data == data]
-
-
-def _span(node: Tree, text: str) -> str:
-    return text[node.meta.start_pos : node.meta.end_pos]
-
-
-def _block(path: Path, text: str, node: Tree) -> HclBlock:
-    heads = [c for c in node.children if isinstance(c, Tree) and c.data in ("identifier", "string")]
-    kind, *labels = (_span(h, text).strip('"') for h in heads)
-    body = _children(node, "body")[0]
-    attributes = {}
-    for attribute in _children(body, "attribute"):
-        name, expression = _span(attribute.children[0], text), attribute.children[-1]
-        attributes[name] = HclAttribute(
-            name, _span(expression, text), expression.meta.start_pos, expression.meta.end_pos
-        )
-    expressions = tuple(
-        _span(a.children[-1], text) for a in body.iter_subtrees() if a.data == "attribute"
-    )
-    return HclBlock(
-        path, kind, tuple(labels), node.meta.start_pos, node.meta.end_pos, attributes, expressions
-    )
 
 
 # --- what to change ------------------------------------------------------------------
@@ -169,6 +58,8 @@ class RewriteTarget:
 
 @dataclass(frozen=True)
 class Edit:
+    """Replace `start:end` of the file at `path` with `replacement`."""
+
     path: Path
     start: int
     end: int
@@ -398,7 +289,7 @@ def _deletion(block: HclBlock, text: str) -> Edit:
 
 def render_diff(rewrite: ConfigRewrite, root: Path) -> str:
     """The unified diff of every changed file, paths relative to `root`."""
-    chunks = []
+    chunks: list[str] = []
     for path in sorted(rewrite.rewritten):
         before, after = rewrite.original.get(path, ""), rewrite.rewritten[path]
         if before == after:

@@ -1,17 +1,14 @@
-"""Terraform state: find the cluster's addresses, guard the CLI version, back up, remove.
+"""Terraform state: find the cluster's addresses, back the state up, remove them.
 
-Everything goes through the team's own `terraform` CLI (python-terraform runs
-it), so local and remote backends behave the same: the state is read with
-`terraform state pull`, which needs no provider, unlike `show -json`.
-Addresses are found by the `cluster_identifier` attribute, never assumed from
-resource names.
+The state is read with `terraform state pull` through the team's own CLI
+(`tasks.terraform.cli`), which needs no provider, unlike `show -json`, and
+works the same for local and remote backends. Addresses are found by the
+`cluster_identifier` attribute, never assumed from resource names.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from python_terraform import IsFlagged, Terraform
+from python_terraform import Terraform
 
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.results import StepResult
+from tasks.terraform.cli import first_line_of_error, run_terraform, state_not_json
 
 CLUSTER_TYPE = "aws_rds_cluster"
 INSTANCE_TYPE = "aws_rds_cluster_instance"
@@ -69,49 +67,6 @@ def read_cluster_facts(rds: Any, cluster_identifier: str) -> ClusterFacts:
         cluster_parameter_group=cluster["DBClusterParameterGroup"],
         instance_parameter_groups=groups,
     )
-
-
-def run_terraform(tf: Terraform, command: str, *args: str, **options: Any) -> tuple[int, str, str]:
-    """Run one terraform command without colours; return (code, stdout, stderr).
-
-    Raises BadInput when the binary cannot be started.
-    """
-    options.setdefault("no_color", IsFlagged)
-    try:
-        code, out, err = tf.cmd(command, *args, **options)
-    except OSError as exc:
-        raise BadInput(
-            f"cannot run terraform at {tf.terraform_bin_path}: {exc.strerror} "
-            "(give the path of the terraform executable that wrote the state)"
-        ) from exc
-    return code, out or "", err or ""
-
-
-def terraform_for(terraform_dir: Path, terraform_bin: str) -> Terraform:
-    """python-terraform for the directory; a relative binary path is taken from the cwd."""
-    if os.sep in terraform_bin:
-        terraform_bin = str(Path(terraform_bin).resolve())
-    try:  # python-terraform reads the local state file as it starts
-        return Terraform(working_dir=str(terraform_dir), terraform_bin_path=terraform_bin)
-    except json.JSONDecodeError as exc:
-        raise state_not_json(terraform_dir, exc) from None
-
-
-def state_not_json(terraform_dir: Path, exc: json.JSONDecodeError) -> BadInput:
-    return BadInput(
-        f"the Terraform state in {terraform_dir} is not JSON (line {exc.lineno}): "
-        "restore it from terraform.tfstate.backup or the backend's history"
-    )
-
-
-def first_line_of_error(stderr: str) -> str:
-    """The `Error: …` headline of Terraform's diagnostics, else its first line."""
-    for line in stderr.splitlines():
-        text = line.strip(" │╷╵")
-        if text.startswith("Error:"):
-            return text
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[0] if lines else "no output"
 
 
 # --- reading the state -------------------------------------------------------------
@@ -233,7 +188,7 @@ def is_state_current(addresses: ClusterAddresses, facts: ClusterFacts) -> bool:
     )
 
 
-# --- version guard -----------------------------------------------------------------
+# --- the local state file ----------------------------------------------------------
 
 
 def local_state_file(terraform_dir: Path, state: dict[str, Any]) -> Path | None:
@@ -252,71 +207,6 @@ def local_state_file(terraform_dir: Path, state: dict[str, Any]) -> Path | None:
         ):
             return path
     return None
-
-
-def read_state_version(tf: Terraform, terraform_dir: Path, state: dict[str, Any]) -> str:
-    """The Terraform version that last wrote the state.
-
-    `state pull` stamps its output with the running CLI's version, so this
-    reads the local state file, or for remote backends `terraform show -json`
-    (which needs the providers installed). Raises PreconditionFailed when neither
-    can tell.
-    """
-    local = local_state_file(terraform_dir, state)
-    if local is not None:
-        return json.loads(local.read_text()).get("terraform_version", "")
-    code, out, err = run_terraform(tf, "show", json=IsFlagged)
-    version = json.loads(out).get("terraform_version") if code == 0 and out.strip() else None
-    if not version:
-        raise PreconditionFailed(
-            "cannot tell which Terraform version wrote the remote state "
-            f"({first_line_of_error(err)}); run terraform init in {terraform_dir} and retry"
-        )
-    return version
-
-
-def parse_version(text: str) -> tuple[int, int, int]:
-    """`1.9.3` or `1.10.0-beta1` -> (1, 9, 3) / (1, 10, 0). Raises BadInput otherwise."""
-    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", text or "")
-    if not match:
-        raise BadInput(f"not a Terraform version: {text!r}")
-    return int(match[1]), int(match[2]), int(match[3])
-
-
-def read_cli_version(tf: Terraform) -> str:
-    """`terraform version -json`'s version. Raises BadInput when the CLI cannot run."""
-    code, out, err = run_terraform(tf, "version", json=IsFlagged)
-    if code != 0:
-        raise BadInput(f"terraform version failed: {first_line_of_error(err)}")
-    return json.loads(out)["terraform_version"]
-
-
-def check_cli_version(cli_version: str, state_version: str, allow_newer_cli: bool) -> StepResult:
-    """Refuse a CLI that would rewrite the state's version, unless explicitly allowed.
-
-    A newer CLI rewrites `terraform_version` and the team's older CLI refuses
-    the state afterwards; an older CLI cannot read the state at all. Raises
-    PreconditionFailed in both cases (a newer CLI passes with `allow_newer_cli`).
-    """
-    cli, written = parse_version(cli_version), parse_version(state_version)
-    facts = {"cli_version": cli_version, "state_version": state_version}
-    if cli == written:
-        return StepResult("checked", f"terraform {cli_version} wrote this state", facts)
-    if cli < written:
-        raise PreconditionFailed(
-            f"terraform {cli_version} is older than the state's {state_version}; "
-            f"use terraform {state_version}"
-        )
-    if not allow_newer_cli:
-        raise PreconditionFailed(
-            f"terraform {cli_version} is newer than the state's {state_version} and would "
-            f"upgrade it for everyone; use terraform {state_version} or allow the newer CLI"
-        )
-    return StepResult(
-        "allowed",
-        f"terraform {cli_version} is newer than the state's {state_version}; allowed on request",
-        facts,
-    )
 
 
 # --- backup and removal ------------------------------------------------------------

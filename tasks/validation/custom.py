@@ -71,7 +71,7 @@ class Expectation(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> Expectation:
         given = self.model_fields_set
-        kinds = [k for k in ("equals", "no_rows", "matches_blue") if k in given]
+        kinds: list[str] = [k for k in ("equals", "no_rows", "matches_blue") if k in given]
         if given & {"at_least", "at_most"}:
             kinds.append("at_least/at_most")
         if len(kinds) != 1:
@@ -204,7 +204,7 @@ def _run(session: Session, text: str) -> tuple[list[tuple[Any, ...]], str | None
     rows: list[tuple[Any, ...]] = []
     try:
         # prepared: the extended protocol refuses a second statement hidden after a ";"
-        cursor = session.conn.execute(text, prepare=True)  # type: ignore[arg-type]
+        cursor = session.conn.execute(text, prepare=True)
         rows = cursor.fetchmany(MAX_ROWS) if cursor.description else []
     except psycopg.Error as exc:
         if session_lost(exc):  # the session was cut or the server restarted: not the check's
@@ -289,8 +289,8 @@ def _plan_problem(on_blue: Session, spec: CustomCheck) -> str | None:
     """Why `spec.sql` cannot be a check (it does not plan, or it writes), or None."""
     try:
         explain = "EXPLAIN (FORMAT JSON) " + spec.sql
-        cursor = on_blue.conn.execute(explain, prepare=True)  # type: ignore[arg-type]
-        plan = cursor.fetchone()[0]
+        cursor = on_blue.conn.execute(explain, prepare=True)
+        plan = cursor.fetchall()[0][0]  # EXPLAIN returns its plan as one row
     except psycopg.Error as exc:
         on_blue.end_snapshot()
         if session_lost(exc):

@@ -8,7 +8,7 @@
 - An unlogged table: never replicated. A blocker when it holds rows on blue
   (they are gone after the switchover), a warning when it is empty.
 - Large objects: never replicated. A blocker: they are gone after the switchover.
-(DDL, the fourth thing not carried, is `schema_fingerprint`'s job; sequences are
+(DDL, the fourth thing not carried, is `schema`'s job; sequences are
 `sequences`'.)
 """
 

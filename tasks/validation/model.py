@@ -1,10 +1,10 @@
 """What every validation check is made of: a verdict, a report, a session, a table name.
 
-Plain types shared by the check modules (`checks_builtin`, `checks_rows`,
-`checks_hazards`, `schema_fingerprint`, `guardrails`, `sequences`,
-`checks_file`). A check says what it saw, what it expected, how bad a
-failure is and why it matters; the report turns a list of them into one
-sentence, a markdown narrative that leads with what blocks, and table rows.
+Plain types shared by the check modules (`builtin`, `replication`, `rows`,
+`hazards`, `schema`, `guardrails`, `sequences`, `custom`). A check says what it
+saw, what it expected, how bad a failure is and why it matters; the report
+turns a list of them into one sentence, a markdown narrative that leads with
+what blocks, and table rows.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params, QueryNoTemplate
 
 from aurora_bg.errors import BadInput
 from tasks.validation.session import Endpoint, connect, fetch_all, fetch_value, query_error
 
-BLOCKER = "blocker"
-WARNING = "warning"
+BLOCKER: Final = "blocker"
+WARNING: Final = "warning"
 DEFAULT_SCHEMA = "public"
 SUMMARY_NAMES = 3  # failed checks named in the summary sentence before "and N more"
 LISTED_ITEMS = 8  # items named in an observation before "and N more"
@@ -143,7 +144,9 @@ class Session:
     dbname: str
     conn: psycopg.Connection
 
-    def rows(self, query: str | sql.Composable, params: Any = None, *, doing: str) -> list[Any]:
+    def rows(
+        self, query: QueryNoTemplate, params: Params | None = None, *, doing: str
+    ) -> list[Any]:
         try:
             return fetch_all(
                 self.conn, query, params, endpoint=self.endpoint, dbname=self.dbname, doing=doing
@@ -151,7 +154,7 @@ class Session:
         finally:
             self.end_snapshot()
 
-    def value(self, query: str | sql.Composable, params: Any = None, *, doing: str) -> Any:
+    def value(self, query: QueryNoTemplate, params: Params | None = None, *, doing: str) -> Any:
         rows = self.rows(query, params, doing=doing)
         return rows[0][0] if rows else None
 
@@ -195,7 +198,7 @@ def open_session(
         conn.close()  # closing without commit discards the open transaction
 
 
-def first_value(session: Session, query: str | sql.Composable, doing: str) -> Any:
+def first_value(session: Session, query: QueryNoTemplate, doing: str) -> Any:
     """`fetch_value` without ending the transaction (for a caller that manages it)."""
     return fetch_value(
         session.conn, query, endpoint=session.endpoint, dbname=session.dbname, doing=doing

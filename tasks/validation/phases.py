@@ -29,12 +29,14 @@ from tasks.rds_state import (
     describe_cluster,
     describe_deployment,
     describe_instance,
+    existing_cluster,
+    existing_deployment,
     identifier_from_arn,
     retired_clusters,
 )
 from tasks.validation.model import markdown_item, open_session
 from tasks.validation.sequences import advance_sequences
-from tasks.validation.session import Endpoint, connect
+from tasks.validation.session import Endpoint, connect, fetch_value
 from tasks.validation.suites import Check, ValidationReport, check_after_switchover, validate_green
 
 
@@ -52,10 +54,10 @@ def validate_green_side(
     """Compare green with blue through read-only sessions (phase 4; phase 6 with the
     switchover guardrails blocking)."""
     settings = params.validation
-    deployment = describe_deployment(deployment_id)
+    deployment = existing_deployment(deployment_id)
     blue_id = params.cluster_identifier
     green_id = deployment["Target"].rsplit(":", 1)[-1]
-    blue, green = describe_cluster(blue_id), describe_cluster(green_id)
+    blue, green = existing_cluster(blue_id), existing_cluster(green_id)
     password = current_password(blue_id)
     return validate_green(
         endpoint_of(green),
@@ -195,7 +197,15 @@ def _old_blue(params: UpgradeParameters) -> dict[str, Any] | None:
 
 def prove_managed_password(cluster_id: str, dbname: str) -> str:
     """Log in with the new managed secret's value; returns the server version seen."""
-    cluster = describe_cluster(cluster_id)
+    cluster = existing_cluster(cluster_id)
     password = read_managed_password(cluster)
-    with connect(endpoint_of(cluster), cluster["MasterUsername"], password, dbname) as conn:
-        return str(conn.execute("SHOW server_version").fetchone()[0])
+    endpoint = endpoint_of(cluster)
+    with connect(endpoint, cluster["MasterUsername"], password, dbname) as conn:
+        version = fetch_value(
+            conn,
+            "SHOW server_version",
+            endpoint=endpoint,
+            dbname=dbname,
+            doing="reading the version",
+        )
+    return str(version)

@@ -4,7 +4,7 @@ Small tables are counted exactly, on both sides; a difference may be no more
 than replication lag, so it is recounted about once a second for a grace
 period first. Tables whose planner estimate (`pg_class.reltuples`) reaches a
 limit are compared by estimate, marked as such. Unlogged tables are left to
-`checks_hazards`: logical replication never carries their rows.
+`hazards`: logical replication never carries their rows.
 """
 
 from __future__ import annotations

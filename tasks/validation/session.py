@@ -10,12 +10,11 @@ that not even `__context__` points back at the original.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg.abc import Params, QueryNoTemplate
 
 from aurora_bg.errors import AuroraBGError, BusinessError, InvalidState, TransientError
 
@@ -141,8 +140,8 @@ def query_error(exc: psycopg.Error, endpoint: Endpoint, dbname: str, doing: str)
 
 def fetch_all(
     conn: psycopg.Connection,
-    query: str | sql.Composable,
-    params: Iterable[Any] | None = None,
+    query: QueryNoTemplate,
+    params: Params | None = None,
     *,
     endpoint: Endpoint,
     dbname: str,
@@ -158,8 +157,8 @@ def fetch_all(
 
 def fetch_value(
     conn: psycopg.Connection,
-    query: str | sql.Composable,
-    params: Iterable[Any] | None = None,
+    query: QueryNoTemplate,
+    params: Params | None = None,
     *,
     endpoint: Endpoint,
     dbname: str,

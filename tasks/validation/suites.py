@@ -4,13 +4,13 @@ post-switchover check of the original endpoint.
 Every function here is plain (no Prefect decorator). The checks live in one
 module per concern; this module runs them in order and returns one report:
 
-1. green itself (`checks_builtin`): version, read-only session, read-only for clients;
-2. replication (`checks_replication`): subscription health and lag;
-3. the schema's fingerprint, blue against green (`schema_fingerprint`): DDL since creation;
-4. tables and row counts (`checks_rows`); 5. sequences (`sequences`);
-6. what logical replication does not carry (`checks_hazards`);
+1. green itself (`builtin`): version, read-only session, read-only for clients;
+2. replication (`replication`): subscription health and lag;
+3. the schema's fingerprint, blue against green (`schema`): DDL since creation;
+4. tables and row counts (`rows`); 5. sequences (`sequences`);
+6. what logical replication does not carry (`hazards`);
 7. switchover guardrails on blue (`guardrails`);
-8. the operator's own checks from a YAML file (`checks_file`).
+8. the operator's own checks from a YAML file (`custom`).
 
 Validation never writes: its sessions on green and on blue are read-only from
 their first statement, with a statement and a lock timeout. Only
