@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.flow_runs import approval_once, overhead_once
-from benchmarks.labs import prefect_api
+from benchmarks.processes import prefect_api
 from benchmarks.reaction import FIXED_DELAY_S, Reaction, measure_lane
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -103,7 +103,7 @@ def reaction_section(reactions: list[Reaction], lanes: dict[float, int]) -> str:
         "round delays would. Target: the project's median latency at most "
         f"1/5 of the fixed poll's, with at most {CALLS_FACTOR}× its calls. Fewer runs at 300 s "
         "to keep the benchmark within half an hour. On AWS green takes tens of minutes: "
-        "`tests/test_polling.py` drives the same schedule through simulated 30-minute "
+        "`tests/unit/test_polling.py` drives the same schedule through simulated 30-minute "
         "provisionings and holds it to at most 1.5× the 30-s poll's calls there.\n\n"
         "| provisioning delay | runs | project latency, median (min–max) | fixed 30 s latency | "
         "project calls | fixed 30 s calls | latency ratio | calls ratio | target |\n"

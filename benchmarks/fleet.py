@@ -82,8 +82,8 @@ def one_run(size: int, rate: float, delay: float, throttle: bool, root: Path) ->
     from aurora_bg.cli.fleet_runner import run_fleet
     from aurora_bg.fleet_params import FleetParameters
     from lab import control
+    from lab.harness import RunningLab
     from lab.topology import cluster_identifier
-    from tests.labtools import RunningLab
 
     lab_dir = root / f"lab-{size}-{'throttled' if throttle else 'clean'}"
     began = time.monotonic()

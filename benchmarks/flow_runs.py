@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.labs import fresh_lab, run_process
-from tests.labtools import CLUSTER_ID, RunningLab
+from benchmarks.processes import run_process
+from lab.harness import CLUSTER_ID, RunningLab, running_lab
 
 REPO = Path(__file__).resolve().parent.parent
 AURORA_BG = Path(sys.executable).parent / "aurora-bg"
@@ -88,7 +88,7 @@ def overhead_once(work_dir: Path, api_url: str, index: int) -> dict[str, Any]:
     """The flow with --auto-approve and the plain reference, each on a fresh lab."""
     params = parameters_file(work_dir)
     log = work_dir / "runs.log"
-    with fresh_lab(work_dir / f"flow-{index}") as lab:
+    with running_lab(work_dir / f"flow-{index}") as lab:
         done = run_process(
             [str(AURORA_BG), "run", "--params-file", str(params), "--auto-approve", "--json"],
             environment(lab, api_url),
@@ -100,7 +100,7 @@ def overhead_once(work_dir: Path, api_url: str, index: int) -> dict[str, Any]:
             raise RuntimeError(f"the flow ended {summary['state']}: {summary['message']}")
         flow_calls = len(lab.calls())
         phases = flow_timeline(api_url, summary["flow_run_id"])
-    with fresh_lab(work_dir / f"reference-{index}") as lab:
+    with running_lab(work_dir / f"reference-{index}") as lab:
         reference = run_process(
             [sys.executable, "-m", "benchmarks.reference"],
             {**os.environ, **lab.env},
@@ -170,7 +170,7 @@ def _approve(api_url: str, run: Any) -> float:
 def approval_once(work_dir: Path, api_url: str, index: int) -> float:
     """Seconds from the switchover approval to SwitchoverBlueGreenDeployment in the call log."""
     params = parameters_file(work_dir)
-    with fresh_lab(work_dir / f"approval-{index}") as lab:
+    with running_lab(work_dir / f"approval-{index}") as lab:
         env = environment(lab, api_url)
         log = (work_dir / "runs.log").open("ab")
         process = subprocess.Popen(

@@ -24,15 +24,15 @@ from typing import Any
 
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
-from benchmarks.labs import fresh_lab
-from tasks import blue_green
-from tests.labtools import (
+from lab.harness import (
     CLUSTER_ID,
     TARGET_CLUSTER_PARAMETER_GROUP,
     TARGET_INSTANCE_PARAMETER_GROUP,
     TARGET_VERSION,
     RunningLab,
+    running_lab,
 )
+from tasks import blue_green
 
 FIXED_DELAY_S = 30
 PHASES = random.Random(20261127)  # the fixed poll's phase offsets, the same for every run
@@ -86,7 +86,7 @@ def counted_client(lab: RunningLab) -> tuple[Any, list[float]]:
 
 def measure_once(lab_dir: Path, delay: float) -> list[Reaction]:
     """One deployment on a fresh lab, watched by both waits."""
-    with fresh_lab(lab_dir, delay) as lab:
+    with running_lab(lab_dir, provisioning_delay=delay) as lab:
         lab.unmanage_password()
         source = lab.cluster(CLUSTER_ID)["DBClusterArn"]
         ours, our_calls = counted_client(lab)

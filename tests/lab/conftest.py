@@ -1,4 +1,5 @@
-"""Fixtures for tests that run against the lab."""
+"""Fixtures for the lab's own tests: labs started plainly, the process environment left
+alone (tests reach the lab through `RunningLab`'s clients)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.labtools import RunningLab, running_lab
+from lab.harness import RunningLab
+from tests.support.labtools import checked_lab
 
 
 @pytest.fixture(scope="module")
 def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
     """One lab (one instance) for the tests of a module that leave it as they found it."""
-    with running_lab(tmp_path_factory.mktemp("shared-lab")) as lab:
+    with checked_lab(tmp_path_factory.mktemp("shared-lab")) as lab:
         yield lab
 
 
@@ -22,11 +24,13 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]
 def start_lab(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., RunningLab]]:
-    """Start fresh labs for one test (`start_lab(instances=2)`); all stop when it ends."""
+    """Start fresh labs for one test (`start_lab(instances=2, provisioning_delay=5)`); all
+    stop when it ends. Unlike the scenarios' `start_lab_with_aws_env`, the process's AWS
+    environment is not touched."""
     with ExitStack() as stack:
 
         def start(instances: int = 1, provisioning_delay: float = 0.0) -> RunningLab:
             lab_dir: Path = tmp_path_factory.mktemp("lab")
-            return stack.enter_context(running_lab(lab_dir, instances, provisioning_delay))
+            return stack.enter_context(checked_lab(lab_dir, instances, provisioning_delay))
 
         yield start

@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.labtools import (
+from lab.harness import (
     CLUSTER_ID,
     SOURCE_VERSION,
     TARGET_CLUSTER_PARAMETER_GROUP,
@@ -27,11 +27,9 @@ from tests.labtools import (
     TARGET_VERSION,
     RunningLab,
     new_password,
-    running_lab,
     wait_for,
 )
-
-pytestmark = pytest.mark.lab
+from tests.support.labtools import checked_lab
 
 OLD1 = f"{CLUSTER_ID}-old1"
 PROVISIONING_DELAY = 3.0
@@ -431,7 +429,7 @@ class Scenario:
 
 @pytest.fixture(scope="class")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    with running_lab(tmp_path_factory.mktemp("bg-lab"), instances=2) as lab:
+    with checked_lab(tmp_path_factory.mktemp("bg-lab"), instances=2) as lab:
         password = lab.unmanage_password()
         cluster = lab.cluster()
         before = {
@@ -650,7 +648,7 @@ class Available:
 
 @pytest.fixture(scope="class")
 def available(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Available]:
-    with running_lab(tmp_path_factory.mktemp("failing-lab")) as lab:
+    with checked_lab(tmp_path_factory.mktemp("failing-lab")) as lab:
         password = lab.unmanage_password()
         deployment_id = lab.create_deployment()
         lab.wait_for_deployment(deployment_id, "AVAILABLE")

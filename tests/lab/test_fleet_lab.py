@@ -1,4 +1,5 @@
-"""A lab of several clusters: each a whole RUNBOOK topology on its own pair of servers."""
+"""A lab of several clusters: each the whole topology of docs/runbook.md on its own pair of
+servers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import psycopg
 import pytest
 
 from lab import control
-from tests.labtools import RunningLab, assert_nothing_running
+from lab.harness import RunningLab
+from tests.support.labtools import assert_nothing_running
 
 CLUSTERS = ("provisioning-rds", "provisioning-rds-2", "provisioning-rds-3")
 

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from lab import control
-from tests.labtools import RunningLab, assert_nothing_running, process_alive, processes_using
-
-pytestmark = pytest.mark.lab
+from lab.harness import RunningLab
+from tests.support.labtools import assert_nothing_running, process_alive, processes_using
 
 AURORA_BG = Path(sys.executable).with_name("aurora-bg")
 CLI_TIMEOUT_S = 120

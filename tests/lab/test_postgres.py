@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from lab.os_user import run_program, shared_runtime_root, wheel_bindir
 from lab.postgres import (
     MASTER_ROLE,
     SYSTEM_BINDIR_15,
@@ -22,11 +23,7 @@ from lab.postgres import (
     default_bindir,
     destroy_server,
     free_port,
-    run_program,
     seed_demo_schema,
-    set_role_password,
-    shared_runtime_root,
-    wheel_bindir,
 )
 from lab.replication import (
     PUBLICATION,
@@ -42,6 +39,7 @@ from lab.replication import (
     start_replication,
     unblock_writes,
 )
+from lab.scram import set_role_password
 
 WAIT_S = 15.0
 AS_ROOT = os.geteuid() == 0

@@ -4,38 +4,27 @@ process worker whose environment points at it. Everything started is stopped."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
-# No internet here: Prefect's telemetry would otherwise hang the server's shutdown.
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-
-from tests.labtools import RunningLab, running_lab  # noqa: E402
-from tests.prefect_ui.operate import (  # noqa: E402
+from lab.harness import RunningLab
+from tests.support.labtools import checked_lab
+from tests.support.operate import (
+    ENVIRONMENT_SCHEDULE,
     REPO,
+    PrefectServer,
+    Webhook,
     Worker,
     lab_parameter_data,
     run_cli,
     stop_tree,
 )
-
-ENVIRONMENT_SCHEDULE = {"cron": "30 2 * * 0", "timezone": "Asia/Tokyo"}  # Sundays 02:30
-SCREENSHOTS = REPO / "test-output"
-
-
-@dataclass
-class PrefectServer:
-    api_url: str
-    ui_url: str
-    pid: int
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +76,7 @@ def start_operated_lab(
     with ExitStack() as stack:
 
         def start() -> tuple[RunningLab, Worker]:
-            lab = stack.enter_context(running_lab(tmp_path / "lab"))
+            lab = stack.enter_context(checked_lab(tmp_path / "lab"))
             worker = Worker(prefect_server.api_url, lab, tmp_path / "worker")
             stack.callback(worker.stop)
             return lab, worker
@@ -104,14 +93,6 @@ def aws_env_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[RunningLab], None]:
             monkeypatch.setenv(name, value)
 
     return point
-
-
-@dataclass
-class Webhook:
-    """An HTTP listener on 127.0.0.1 that keeps the body of every POST."""
-
-    url: str
-    received: list[str] = field(default_factory=list)
 
 
 @pytest.fixture

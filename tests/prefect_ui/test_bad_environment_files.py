@@ -1,4 +1,5 @@
-"""`aurora-bg deploy` refuses a wrong environment file in one line and registers nothing."""
+"""`aurora-bg deploy` refuses a wrong environment file in one line and registers nothing on
+the server. Checking a file without a server is tests/unit/test_environment_file_check.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.prefect_ui.conftest import PrefectServer
-from tests.prefect_ui.operate import REPO, lab_parameter_data, registered_deployments, run_cli
+from tests.support.operate import PrefectServer, lab_parameter_data, registered_deployments, run_cli
 
 
 def schedule(**fields: str) -> dict:
@@ -53,24 +53,3 @@ def test_a_wrong_environment_file_fails_in_one_line_and_registers_nothing(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: {path}: ") and expected in lines[0], lines[0]
     assert registered_deployments() == before  # nothing registered, nothing changed
-
-
-def test_a_file_that_is_not_yaml_or_missing_fails_in_one_line(tmp_path: Path):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("cluster_identifier: [unclosed\n")
-    for path, expected in (
-        (broken, "is not valid YAML at line"),
-        (tmp_path / "missing.yaml", "does not exist"),
-    ):
-        done = run_cli("deploy", "--environment", str(path), "--check")
-        assert done.returncode != 0 and expected in done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-
-
-@pytest.mark.parametrize("name", ["lab.yaml", "production.example.yaml"])
-def test_the_shipped_environment_files_pass_the_check(name: str):
-    done = run_cli("deploy", "--environment", str(REPO / "deployments" / name), "--check")
-    assert done.returncode == 0, done.stderr
-    assert "aurora-blue-green-upgrade/upgrade on work pool aurora-bg: run by hand" in done.stdout
-    assert "maintenance-window on work pool aurora-bg: cron " in done.stdout
-    assert "(inactive)" in done.stdout

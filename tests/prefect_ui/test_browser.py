@@ -16,10 +16,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import StateType
 
-from tests.labtools import RunningLab
-from tests.prefect_ui.conftest import SCREENSHOTS, PrefectServer
-from tests.prefect_ui.operate import (
+from lab.harness import RunningLab
+from tests.support.operate import (
     FLOW,
+    SCREENSHOTS,
+    PrefectServer,
     Worker,
     wait_ended,
     wait_for_log,

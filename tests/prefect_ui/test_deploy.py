@@ -12,8 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 from aurora_bg.cli.environments import load_environment
-from tests.prefect_ui.conftest import ENVIRONMENT_SCHEDULE, PrefectServer
-from tests.prefect_ui.operate import FLOW, POOL
+from tests.support.operate import ENVIRONMENT_SCHEDULE, FLOW, POOL, PrefectServer
 
 
 def read(name: str):

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from prefect.client.schemas.objects import StateType
 
 from aurora_bg.params import WEEKDAYS, UpgradeParameters
+from lab.harness import CLUSTER_ID, SOURCE_VERSION, TARGET_VERSION, RunningLab, wait_for
 from tasks import blue_green, password
-from tests.labtools import CLUSTER_ID, SOURCE_VERSION, TARGET_VERSION, RunningLab, wait_for
-from tests.prefect_ui.conftest import Webhook
-from tests.prefect_ui.operate import (
+from tests.support.operate import (
+    Webhook,
     Worker,
     answer,
     artifact_text,

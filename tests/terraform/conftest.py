@@ -19,7 +19,12 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from tests.terraform.builders import TERRAFORM_SHIM, build_lab, simulate_switchover, terraform
+from tests.support.terraform_builders import (
+    TERRAFORM_SHIM,
+    build_lab,
+    simulate_switchover,
+    terraform,
+)
 
 REGION = "ap-northeast-1"
 

@@ -28,18 +28,17 @@ import hcl2
 import pytest
 from prefect import flow
 from prefect.artifacts import Artifact
-from prefect.testing.utilities import prefect_test_harness
 
 import tasks.terraform.phase as terraform_phase_module
-from aurora_bg.cli import _lab_terraform
 from aurora_bg.cli.runner import load_parameters, run_upgrade
+from aurora_bg.cli.upgrade import _lab_terraform
 from aurora_bg.errors import BadInput, InvalidState, PreconditionFailed
 from aurora_bg.params import TerraformSettings, UpgradeParameters
 from flows.upgrade import Upgrade, terraform_phase
 from lab import control
 from lab.topology import CLUSTER_ID
-from tasks.terraform.config import read_import_file
-from tests.terraform.builders import state_list
+from tasks.terraform.rewrite import read_import_file
+from tests.support.terraform_builders import state_list
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 AURORA_BG = str(Path(sys.executable).parent / "aurora-bg")
@@ -47,14 +46,6 @@ PLAN_KEY = f"{CLUSTER_ID}-terraform-plan"
 REPORT_KEY = f"{CLUSTER_ID}-report"
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 BACKUP = re.compile(r"^terraform\.tfstate\.backup-\d{8}T\d{6}Z$")
-
-
-@pytest.fixture(scope="module")
-def prefect_backend():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness():
-            yield
 
 
 def resources(main_tf: str) -> set[str]:
@@ -66,7 +57,7 @@ def resources(main_tf: str) -> set[str]:
 
 
 def test_demo_flow_reconciles_terraform_and_reports_what_is_left(
-    prefect_backend, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    prefect_api, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ):
     lab_dir = tmp_path_factory.mktemp("lab")
     try:
@@ -164,7 +155,7 @@ def moto_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     return env
 
 
-def test_disabled_phase_is_skipped(prefect_backend, terraform_bin: str):
+def test_disabled_phase_is_skipped(prefect_api, terraform_bin: str):
     run, error = phase_only(parameters(None, terraform_bin, enabled=False))
 
     assert error is None
@@ -174,7 +165,7 @@ def test_disabled_phase_is_skipped(prefect_backend, terraform_bin: str):
 
 
 def test_provider_unavailable_is_reported_without_failing(
-    prefect_backend, moto_env, lab_dir: Path, terraform_bin: str
+    prefect_api, moto_env, lab_dir: Path, terraform_bin: str
 ):
     run, error = phase_only(parameters(lab_dir, terraform_bin, apply=False))
 
@@ -189,7 +180,7 @@ def test_provider_unavailable_is_reported_without_failing(
 
 
 def test_a_phase_that_cannot_start_fails_and_publishes_why(
-    prefect_backend, moto_env, aws, tmp_path: Path, terraform_bin: str
+    prefect_api, moto_env, aws, tmp_path: Path, terraform_bin: str
 ):
     run, error = phase_only(parameters(tmp_path, terraform_bin, apply=True))
 
@@ -202,7 +193,7 @@ def test_a_phase_that_cannot_start_fails_and_publishes_why(
 
 
 def test_init_failed_fails_the_run(
-    prefect_backend, moto_env, lab_dir: Path, terraform_bin: str, monkeypatch
+    prefect_api, moto_env, lab_dir: Path, terraform_bin: str, monkeypatch
 ):
     real = terraform_phase_module.run_terraform
 
@@ -223,7 +214,7 @@ def test_init_failed_fails_the_run(
 
 
 def test_a_blocked_plan_fails_the_run_and_keeps_the_task_report(
-    prefect_backend, moto_env, lab_dir: Path, terraform_bin: str, monkeypatch
+    prefect_api, moto_env, lab_dir: Path, terraform_bin: str, monkeypatch
 ):
     def blocked_plan(tf, report, state_rm_pending, artifacts):
         reason = "the plan destroys aws_rds_cluster.test; nothing applied"

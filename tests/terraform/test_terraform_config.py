@@ -1,4 +1,5 @@
-"""The configuration rewrite on RUNBOOK's layout and on four other ways to write it.
+"""The configuration rewrite on the runbook's layout (docs/runbook.md) and on four other ways
+to write it.
 
 Each result must parse, pass `terraform fmt -check` (real Terraform core) and
 leave every line outside the edited values and deleted blocks byte-identical.
@@ -15,17 +16,16 @@ import pytest
 from python_terraform import Terraform
 
 from aurora_bg.errors import PreconditionFailed
-from tasks.terraform.config import (
+from tasks.terraform.hcl import load_config, parse_blocks
+from tasks.terraform.rewrite import (
     RewriteTarget,
-    load_config,
-    parse_blocks,
     plan_rewrite,
     read_import_file,
     render_import_file,
     write_import_file,
     write_rewrite,
 )
-from tests.terraform.builders import FIXTURES, snapshot, terraform
+from tests.support.terraform_builders import FIXTURES, snapshot, terraform
 
 NEW_VERSION = "16.2"
 CLUSTER_16 = "test-aurora-postgresql16-cluster"
@@ -194,7 +194,7 @@ def test_rewrite_twice_changes_nothing_the_second_time(
 
 
 def test_runbook_rewrite_matches_the_manual_repair(tmp_path: Path, terraform_bin: str):
-    """RUNBOOK step 7: version, both references to the 16 groups, 15 groups deleted."""
+    """docs/runbook.md step 7: version, both references to the 16 groups, 15 groups deleted."""
     directory = copy_fixture("runbook", tmp_path)
     rewrite = plan_rewrite(load_config(directory), target_for(LAYOUTS[0]))
 

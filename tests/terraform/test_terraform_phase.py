@@ -20,16 +20,18 @@ import pytest
 from aurora_bg.errors import BadInput, PreconditionFailed
 from lab.terraform_dir import write_terraform_dir
 from lab.topology import CLUSTER_ID
-from tasks.terraform.config import read_import_file
-from tasks.terraform.phase import (
-    TerraformReport,
-    init_plan_apply,
-    missing_provider,
-    reconcile,
-    summarize_plan,
+from tasks.terraform.cli import missing_provider, terraform_for
+from tasks.terraform.phase import init_plan_apply, reconcile
+from tasks.terraform.plan import summarize_plan
+from tasks.terraform.report import TerraformReport
+from tasks.terraform.rewrite import read_import_file
+from tests.support.terraform_builders import (
+    build_lab,
+    simulate_switchover,
+    snapshot,
+    state_list,
+    terraform,
 )
-from tasks.terraform.state import terraform_for
-from tests.terraform.builders import build_lab, simulate_switchover, snapshot, state_list, terraform
 
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 BACKUP = re.compile(r"^terraform\.tfstate\.backup-\d{8}T\d{6}Z$")

@@ -14,14 +14,13 @@ from aurora_bg.errors import BadInput, PreconditionFailed
 from lab.topology import CLUSTER_ID
 from tasks.terraform.state import (
     backup_state,
-    check_cli_version,
     find_cluster_addresses,
     pull_state,
     read_cluster_facts,
-    read_state_version,
     state_addresses,
 )
-from tests.terraform.builders import build_lab, state_list, terraform
+from tasks.terraform.version import check_cli_version, read_state_version
+from tests.support.terraform_builders import build_lab, state_list, terraform
 
 RUNBOOK_ADDRESSES = [
     "aws_db_parameter_group.test15",

@@ -8,17 +8,10 @@ from typing import Any
 import pytest
 from prefect import flow
 from prefect.artifacts import Artifact
-from prefect.testing.utilities import prefect_test_harness
 
 from aurora_bg.errors import BadInput
 from lab.topology import CLUSTER_ID
 from tasks.terraform.phase import reconcile_terraform_task
-
-
-@pytest.fixture(scope="module")
-def prefect_backend():
-    with prefect_test_harness():
-        yield
 
 
 @flow
@@ -29,7 +22,7 @@ def terraform_only(terraform_dir: str, terraform_bin: str, rds: Any, plan_only: 
 
 
 def test_task_returns_the_report_and_publishes_it(
-    prefect_backend, lab_dir: Path, aws: dict[str, Any], terraform_bin: str
+    prefect_api, lab_dir: Path, aws: dict[str, Any], terraform_bin: str
 ):
     report = terraform_only(str(lab_dir), terraform_bin, aws["rds"], True)
 
@@ -39,7 +32,7 @@ def test_task_returns_the_report_and_publishes_it(
 
 
 def test_task_is_not_retried_on_bad_input(
-    prefect_backend, tmp_path: Path, aws: dict[str, Any], terraform_bin: str
+    prefect_api, tmp_path: Path, aws: dict[str, Any], terraform_bin: str
 ):
     assert reconcile_terraform_task.retries == 0
 
