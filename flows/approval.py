@@ -11,7 +11,7 @@ sees a cancel.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -48,13 +48,14 @@ def ask(number: int, title: str, description: str, timeout: int) -> Approval:
         raise RuntimeError("a pause needs a flow run")
     run_id = context.flow_run.id
     form = Approval.with_initial_data(description=description)
-    proposed = Paused(timeout_seconds=timeout, reschedule=False, pause_key=str(number))
+    proposed: State[None] = Paused(timeout_seconds=timeout, reschedule=False, pause_key=str(number))
     keyset = keyset_from_paused_state(proposed)
-    proposed.state_details.run_input_keyset = keyset
+    proposed.state_details.run_input_keyset = {name: key for name, key in keyset.items()}
 
     with get_client(sync_client=True) as client:
-        state = propose_state_sync(client=client, state=proposed, flow_run_id=run_id)
-        if state.is_paused():
+        reply = propose_state_sync(client=client, state=proposed, flow_run_id=run_id)
+        state: State | None = reply  # then, while paused, the answer (None: no state)
+        if reply.is_paused():
             form.save(keyset)
             logger.info("Paused: %s. Resume from the Prefect UI (approve/reject).", title)
             state = _wait_for_answer(client, run_id, timeout)
@@ -63,7 +64,9 @@ def ask(number: int, title: str, description: str, timeout: int) -> Approval:
         if state is None or not state.is_running():
             _running_again(client, run_id)
             raise Rejected(f"nobody answered '{title}' within {timeout} s")
-    answer = form.load(keyset)
+    # In a sync flow Prefect's dispatching `load` returns the form itself; its annotation
+    # also admits the coroutine an async caller would get.
+    answer = cast(Approval, form.load(keyset))
     if answer.decision != "approve":
         comment = f": {answer.comment}" if answer.comment else ""
         raise Rejected(f"'{title}' was rejected{comment}")

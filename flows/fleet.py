@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_table_artifact
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
@@ -27,15 +27,10 @@ from aurora_bg.fleet_params import MAX_CLUSTERS, FleetParameters
 from aurora_bg.params import UpgradeParameters
 from flows import fleet_approval
 from flows.upgrade import aurora_blue_green_upgrade
-from tasks.aws import task_options
+from tasks import steps
 from tasks.aws_budget import counting_calls, paced_by
-from tasks.fleet_limits import clusters_tagged, prepare_limits
-from tasks.rds_state import describe_cluster
 
 REPORT_KEY = "fleet-report"
-
-discover_clusters = task(name="discover-clusters", **task_options())(clusters_tagged)
-prepare_fleet_limits = task(name="prepare-limits", **task_options())(prepare_limits)
 
 
 def upgrade_cluster(params: UpgradeParameters, parallel_limit: str, fleet_tag: str) -> dict:
@@ -50,7 +45,7 @@ def upgrade_cluster(params: UpgradeParameters, parallel_limit: str, fleet_tag: s
         with counting_calls() as calls, tags(fleet_tag, f"cluster:{cluster}"):
             state = aurora_blue_green_upgrade(params, return_state=True)
         minutes = (time.monotonic() - began) / 60
-    version = (describe_cluster(cluster) or {}).get("EngineVersion", "-")
+    version = (steps.describe_cluster(cluster) or {}).get("EngineVersion", "-")
     upgraded = state.is_completed()
     return {
         "cluster": cluster,
@@ -66,7 +61,7 @@ def upgrade_cluster(params: UpgradeParameters, parallel_limit: str, fleet_tag: s
 def fleet_clusters(params: FleetParameters) -> list[str]:
     if params.clusters:
         return list(params.clusters)
-    found = discover_clusters(*params.tag_pair)
+    found = steps.discover_clusters(*params.tag_pair)
     if not found:
         raise PreconditionFailed(f"no Aurora PostgreSQL cluster carries the tag {params.tag}")
     if len(found) > MAX_CLUSTERS:
@@ -108,7 +103,7 @@ def aurora_blue_green_fleet(parameters: FleetParameters) -> State:
     logger = get_run_logger()
     clusters = fleet_clusters(parameters)
     plans = plans_for(parameters, clusters)
-    limits = prepare_fleet_limits(parameters.max_parallel, parameters.aws_calls_per_second)
+    limits = steps.prepare_fleet_limits(parameters.max_parallel, parameters.aws_calls_per_second)
     logger.info("fleet of %d clusters: %s", len(clusters), limits.reason)
     run_id = str(flow_run.get_id() or "local")
     fleet_tag = f"fleet-run:{run_id}"

@@ -23,10 +23,11 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 
 from aurora_bg.errors import Rejected
+from flows import texts
 from flows.approval import ask
 
 GATES = ("1", "2")  # the upgrade's pause keys (its pauses' numbers), in order
-GATE_TITLES = {"1": "green validated", "2": "approve switchover"}
+GATE_TITLES = {"1": texts.GREEN_VALIDATED, "2": texts.APPROVE_SWITCHOVER}
 WATCH_SECONDS = 1.0
 RESUME_RETRY_SECONDS = 30.0
 
@@ -42,6 +43,10 @@ def gate_of(run: FlowRun) -> str:
     return str(run.state.state_details.pause_key) if run.state else ""
 
 
+def is_paused(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_paused()
+
+
 def cluster_of(run: FlowRun) -> str:
     return next((t.removeprefix("cluster:") for t in run.tags if t.startswith("cluster:")), "?")
 
@@ -50,9 +55,7 @@ def waiting_batch(runs: list[FlowRun], answered: set[tuple[str, str]]) -> list[F
     """The children to ask for now: none while any running child is not yet paused (or
     paused at a gate the fleet already answered); else those at the earliest gate."""
     active = [r for r in runs if r.state is not None and not r.state.is_final()]
-    if not active or any(
-        not r.state.is_paused() or (str(r.id), gate_of(r)) in answered for r in active
-    ):
+    if not active or any(not is_paused(r) or (str(r.id), gate_of(r)) in answered for r in active):
         return []
     order = {gate: index for index, gate in enumerate(GATES)}
     first = min(active, key=lambda r: order.get(gate_of(r), len(GATES)))
@@ -96,10 +99,7 @@ def coordinate(
             answer = ask(
                 len(batches) + 1,  # the fleet's own pauses, numbered as Prefect numbers them
                 f"{title} ({len(batch)} clusters)",
-                f"**{title.capitalize()}** for {len(batch)} clusters of this fleet: "
-                + ", ".join(f"`{c}`" for c in clusters)
-                + ".\n\nEach cluster's own run holds its details (its artifacts and its "
-                "pause). Approve to resume them all; reject to send them all their way out.",
+                texts.batch_pause(title, clusters),
                 timeout,
             )
             decision, why = "approve", answer.comment
