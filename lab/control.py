@@ -1,7 +1,8 @@
 """`aurora-bg lab up | down | status | env`: start and stop exactly what the lab runs.
 
 `up` starts, on 127.0.0.1 only: two PostgreSQL servers (blue and green), the
-AWS API process (moto + fidelity layer), then creates docs/runbook.md's topology
+AWS API process (moto + fidelity layer), seeds blue's application databases
+(`app`, `app_2`, …) with the demo schema, then creates docs/runbook.md's topology
 through the API and writes the Terraform directory. It records every PID in
 `lab.json` so that `down` stops exactly those, and is safe to repeat.
 """
@@ -26,6 +27,7 @@ REGION = "ap-northeast-1"
 DBNAME = "app"
 STARTUP_LIMIT_SECONDS = 30
 MAX_CLUSTERS = 50
+MAX_DATABASES = 20
 # initdb and server starts run this many at a time: enough to overlap their I/O waits on
 # a small machine, few enough not to starve it.
 SERVER_STARTERS = 4
@@ -45,6 +47,19 @@ def write_lab(lab_dir: Path, info: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=2, default=str))
     tmp.replace(path)
+
+
+def application_databases(count: int) -> list[str]:
+    """`app`, `app_2`, … `app_<count>`: the application databases `up` seeds on blue."""
+    return [DBNAME] + [f"{DBNAME}_{index}" for index in range(2, count + 1)]
+
+
+def record_server_pid(lab_dir: Path, name: str, pid: int) -> None:
+    """Record that server `name` now runs as postmaster `pid` (after a restart)."""
+    info = read_lab(lab_dir)
+    if info is not None:
+        info["pids"][name] = pid
+        write_lab(lab_dir, info)
 
 
 def is_alive(pid: int | None) -> bool:
@@ -149,8 +164,13 @@ def up(
     port: int = 0,
     clusters: int = 1,
     iam: bool = False,
+    databases: int = 1,
 ) -> dict[str, Any]:
     """Start the lab, or say it is running. Raises LabError with one line on failure.
+
+    `databases` application databases (`app`, `app_2`, … `app_<databases>`) are seeded
+    on each blue server with the demo schema; a deployment replicates them all, and
+    `postgres` too.
 
     `clusters` > 1 creates that many runbook clusters (`provisioning-rds`,
     `provisioning-rds-2`, …), each played by its own blue and green PostgreSQL
@@ -173,6 +193,9 @@ def up(
         raise LabError(f"--clusters must be between 1 and {MAX_CLUSTERS}")
     if provisioning_delay < 0:
         raise LabError("--provisioning-delay must be 0 or more seconds")
+    if not 1 <= databases <= MAX_DATABASES:
+        raise LabError(f"--databases must be between 1 and {MAX_DATABASES}")
+    seeded = application_databases(databases)
     if port:
         _check_port_free(port)
     _check_writable(lab_dir)
@@ -184,6 +207,7 @@ def up(
         "lab_dir": str(lab_dir),
         "region": REGION,
         "dbname": DBNAME,
+        "databases": seeded,
         "instances": instances,
         "clusters": clusters,
         "provisioning_delay": provisioning_delay,
@@ -198,7 +222,13 @@ def up(
             servers = dict(
                 zip(
                     roles,
-                    pool.map(lambda r: postgres.create_server(r, roles[r], lab_dir), roles),
+                    pool.map(
+                        # the application databases and `postgres`
+                        lambda r: postgres.create_server(
+                            r, roles[r], lab_dir, databases=len(seeded) + 1
+                        ),
+                        roles,
+                    ),
                     strict=True,
                 )
             )
@@ -216,8 +246,15 @@ def up(
                 started[name] = servers[name]
                 info["pids"][name] = pid
         write_lab(lab_dir, info)
+
+        def seed(server: postgres.PgServer) -> None:
+            # one after the other: CREATE DATABASE copies template1, which another
+            # CREATE DATABASE on the same server may be reading
+            for name in seeded:
+                postgres.seed_demo_schema(server, name)
+
         with ThreadPoolExecutor(SERVER_STARTERS) as pool:
-            list(pool.map(lambda p: postgres.seed_demo_schema(servers[p["blue"]], DBNAME), pairs))
+            list(pool.map(seed, [servers[pair["blue"]] for pair in pairs]))
         info["endpoint_url"] = f"http://127.0.0.1:{_wait_for_port(lab_dir, process)}"
         clients = _clients(info)
         topologies = create_clusters(

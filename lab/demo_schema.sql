@@ -1,11 +1,12 @@
--- The demo application schema seeded on blue (database "app").
+-- The demo application schema seeded on blue (database "app", and "app_2", … with --databases).
 --
 -- Small on purpose, yet it holds what green validation must look at:
 -- a foreign key, an identity-backed primary key (orders), a CHECK constraint,
 -- a secondary index, a plpgsql function, and audit_log, a table WITHOUT a
--- primary key and without REPLICA IDENTITY FULL: logical replication carries
--- its INSERTs but would refuse its UPDATEs and DELETEs, and the checks must
--- say so.
+-- primary key. Published without a replica identity, its UPDATEs and DELETEs
+-- would fail on blue for as long as a Blue/Green deployment exists; it has
+-- REPLICA IDENTITY FULL, AWS's documented fix where no key exists, so that the
+-- demo passes preflight. Tests that need a keyless table create their own.
 
 CREATE EXTENSION IF NOT EXISTS plpgsql;
 
@@ -37,6 +38,7 @@ CREATE TABLE audit_log (
     actor       text NOT NULL,
     action      text NOT NULL
 );
+ALTER TABLE audit_log REPLICA IDENTITY FULL;
 
 CREATE FUNCTION order_total_cents(p_order_id bigint) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$

@@ -28,6 +28,7 @@ from lab.fidelity.call_log import mutating_calls, read_call_log
 
 # What `lab up` creates (lab.topology), named for those who drive it.
 CLUSTER_ID = topology.CLUSTER_ID
+SOURCE_CLUSTER_PARAMETER_GROUP, SOURCE_INSTANCE_PARAMETER_GROUP = topology.PARAMETER_GROUPS[15]
 MASTER_USERNAME = topology.MASTER_USERNAME
 SOURCE_VERSION = topology.SOURCE_VERSION
 TARGET_VERSION = topology.TARGET_VERSION
@@ -187,6 +188,81 @@ class RunningLab:
         members = self.cluster(cluster_identifier)["DBClusterMembers"]
         return {m["DBInstanceIdentifier"] for m in members}
 
+    @property
+    def databases(self) -> list[str]:
+        """The application databases `lab up` seeded on blue (`app`, `app_2`, …)."""
+        seeded: list[str] = self.info.get("databases") or [self.info.get("dbname", "app")]
+        return seeded
+
+    def writer_parameter_status(self, cluster_identifier: str = CLUSTER_ID) -> str:
+        """The writer's DBClusterParameterGroupStatus (`in-sync`, `pending-reboot`)."""
+        members = self.cluster(cluster_identifier)["DBClusterMembers"]
+        status: str = next(m for m in members if m["IsClusterWriter"])[
+            "DBClusterParameterGroupStatus"
+        ]
+        return status
+
+    def writer_id(self, cluster_identifier: str = CLUSTER_ID) -> str:
+        members = self.cluster(cluster_identifier)["DBClusterMembers"]
+        writer: str = next(m for m in members if m["IsClusterWriter"])["DBInstanceIdentifier"]
+        return writer
+
+    def set_cluster_parameters(
+        self,
+        parameters: dict[str, str],
+        apply_method: str = "pending-reboot",
+        group: str = SOURCE_CLUSTER_PARAMETER_GROUP,
+    ) -> None:
+        """ModifyDBClusterParameterGroup of `group` (blue's, by default) with `parameters`."""
+        self.rds.modify_db_cluster_parameter_group(
+            DBClusterParameterGroupName=group,
+            Parameters=[
+                {"ParameterName": name, "ParameterValue": value, "ApplyMethod": apply_method}
+                for name, value in parameters.items()
+            ],
+        )
+
+    def reboot_writer(self, cluster_identifier: str = CLUSTER_ID) -> None:
+        """RebootDBInstance of the cluster's writer: its parameter group applies."""
+        self.rds.reboot_db_instance(DBInstanceIdentifier=self.writer_id(cluster_identifier))
+
+    def events(self, source_type: str, identifier: str) -> list[dict[str, Any]]:
+        """DescribeEvents of one source (`blue-green-deployment`, `db-cluster`, …)."""
+        found: list[dict[str, Any]] = self.rds.describe_events(
+            SourceType=source_type, SourceIdentifier=identifier
+        )["Events"]
+        return found
+
+    def create_cluster(
+        self, identifier: str, engine_version: str, password: str, instances: int = 1
+    ) -> dict[str, Any]:
+        """A further cluster at `engine_version` (with `instances` instances), for a test.
+
+        The lab plays it with the same blue PostgreSQL server as its first cluster, whose
+        master role is shared: give the first cluster's master password, the one that
+        logs in through either cluster's endpoints.
+        """
+        self.rds.create_db_cluster(
+            DBClusterIdentifier=identifier,
+            Engine="aurora-postgresql",
+            EngineVersion=engine_version,
+            EngineMode="provisioned",
+            MasterUsername=MASTER_USERNAME,
+            MasterUserPassword=password,
+            DBSubnetGroupName=topology.SUBNET_GROUP,
+            DBClusterParameterGroupName=SOURCE_CLUSTER_PARAMETER_GROUP,
+        )
+        for index in range(instances):
+            self.rds.create_db_instance(
+                DBInstanceIdentifier=f"{identifier}-{index + 1}",
+                DBClusterIdentifier=identifier,
+                DBInstanceClass="db.serverless",
+                Engine="aurora-postgresql",
+                EngineVersion=engine_version,
+                DBParameterGroupName=SOURCE_INSTANCE_PARAMETER_GROUP,
+            )
+        return self.cluster(identifier)
+
     def deployment(self, identifier: str) -> dict[str, Any]:
         deployments: list[dict[str, Any]] = self.rds.describe_blue_green_deployments(
             BlueGreenDeploymentIdentifier=identifier
@@ -295,14 +371,15 @@ class RunningLab:
 
 @contextmanager
 def running_lab(
-    lab_dir: Path, instances: int = 1, provisioning_delay: float = 0.0
+    lab_dir: Path, instances: int = 1, provisioning_delay: float = 0.0, databases: int = 1
 ) -> Iterator[RunningLab]:
-    """A lab started in `lab_dir` for the duration of the block, stopped on the way out
-    whatever happens. Raises LabAlreadyRunning (and stops that lab) when one already ran
-    there: a lab nobody used is the point."""
+    """A lab started in `lab_dir` for the duration of the block (with `databases`
+    application databases), stopped on the way out whatever happens. Raises
+    LabAlreadyRunning (and stops that lab) when one already ran there: a lab nobody used
+    is the point."""
     lab_dir = Path(lab_dir)
     try:
-        info = control.up(lab_dir, instances, provisioning_delay)
+        info = control.up(lab_dir, instances, provisioning_delay, databases=databases)
         if info.get("already_running"):
             raise LabAlreadyRunning(f"a lab already runs in {lab_dir}")
         yield RunningLab(info=info, dir=Path(info["lab_dir"]))

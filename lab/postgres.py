@@ -104,6 +104,12 @@ class PgServer:
             self._pg_ctl("stop", "-m", "fast", "-w", "-t", STOP_TIMEOUT_S)
         kill_postmaster(self.datadir)
 
+    def restart(self, timeout: float = 30) -> int:
+        """Stop the server (fast shutdown) and start it again, as a reboot does; return the new
+        postmaster's PID. Settings that only a restart applies take effect."""
+        self.stop()
+        return self.start(timeout)
+
     def pid(self) -> int | None:
         """The postmaster's PID, or None when no postmaster runs on `datadir`."""
         return postmaster_pid(self.datadir)
@@ -167,12 +173,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def create_server(name: str, bindir: Path, lab_dir: Path, port: int | None = None) -> PgServer:
+def create_server(
+    name: str, bindir: Path, lab_dir: Path, port: int | None = None, databases: int = 2
+) -> PgServer:
     """Create a fresh, stopped server called `name` for the lab in `lab_dir`.
 
     Any previous server of that name is stopped and its data wiped. The server
     has `lab_admin` (trust on the socket) and `postgres` (LOGIN SUPERUSER, no
-    password until `lab.scram.set_role_password`).
+    password until `lab.scram.set_role_password`). Its replication limits leave room
+    for a Blue/Green deployment of `databases` databases (`replication_limits`).
     """
     lab_dir = Path(lab_dir).resolve()
     lab_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +198,7 @@ def create_server(name: str, bindir: Path, lab_dir: Path, port: int | None = Non
     _wipe(server, runtime)
     make_owned_dir(runtime, os_user, mode=0o755)
     _initdb(server)
-    _write_config(server)
+    _write_config(server, databases)
     _create_master_role(server)
     return server
 
@@ -291,7 +300,24 @@ def _initdb(server: PgServer) -> None:
     )
 
 
-def _write_config(server: PgServer) -> None:
+def replication_limits(databases: int) -> dict[str, int]:
+    """The lab's replication limits for a deployment of `databases` databases.
+
+    A deployment needs one slot, one walsender and one apply worker per database, plus
+    the launcher (AWS-FACTS S1, S2, S12); while a table is first copied, its sync worker
+    takes one more slot, walsender and worker. The lab's servers get that much and a
+    margin, so that only a lowered parameter group (lab/fidelity/parameter_groups.py)
+    makes a deployment fail for want of capacity.
+    """
+    return {
+        "max_replication_slots": max(16, 2 * databases + 4),
+        "max_wal_senders": max(16, 2 * databases + 4),
+        "max_worker_processes": max(16, 2 * databases + 8),
+        "max_logical_replication_workers": max(8, databases + 4),
+    }
+
+
+def _write_config(server: PgServer, databases: int) -> None:
     hba = server.datadir / "pg_hba.conf"
     hba.write_text(
         "# TYPE  DATABASE     USER       ADDRESS        METHOD\n"
@@ -301,13 +327,14 @@ def _write_config(server: PgServer) -> None:
     )
     conf = server.datadir / "postgresql.conf"
     with conf.open("a") as out:
-        out.write(_lab_settings(server))
+        out.write(_lab_settings(server, databases))
     for path in (hba, conf):
         give_to(path, server.os_user)
 
 
-def _lab_settings(server: PgServer) -> str:
+def _lab_settings(server: PgServer, databases: int) -> str:
     socket_dir = str(server.socket_dir).replace("'", "''")
+    limits = "\n".join(f"{name} = {value}" for name, value in replication_limits(databases).items())
     return f"""
 # --- aurora-bg lab (later lines win) ---
 listen_addresses = '127.0.0.1'
@@ -317,18 +344,16 @@ unix_socket_permissions = 0700      # trust on the socket: only the server's OS 
 max_connections = 50
 shared_buffers = '16MB'
 wal_level = logical
-max_wal_senders = 16
-max_replication_slots = 16
-max_worker_processes = 16
-max_logical_replication_workers = 8
+rds.logical_replication = on        # Aurora's parameter, shown by SHOW as on a cluster
+{limits}
 max_sync_workers_per_subscription = 4
 wal_receiver_status_interval = '1s'
 password_encryption = 'scram-sha-256'
 log_statement = 'none'
 log_min_error_statement = 'panic'   # failing statements' text stays out of the log
 logging_collector = off             # pg_ctl -l writes server.log inside the data dir
-fsync = off
-synchronous_commit = off
+fsync = off                         # a lab rebuilds its data; durability buys nothing here
+synchronous_commit = on             # as Aurora runs it, and a Blue/Green prerequisite (S2)
 full_page_writes = off
 jit = off
 timezone = 'UTC'

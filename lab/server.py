@@ -122,7 +122,7 @@ class LabApplication:
                 iam.set_enforcement(bool(request["enforce"]))
             answer = {"enforced": iam.is_enforced()}
         elif path == "/_lab/deployment-status-times":
-            from lab.fidelity.blue_green import status_times
+            from lab.fidelity.deployments import status_times
 
             answer = {d: dict(times) for d, times in list(status_times.items())}
         else:
@@ -142,10 +142,10 @@ def build_world(lab_dir: Path) -> LabWorld:
     return LabWorld(
         servers=servers,
         region=info["region"],
-        dbname=info.get("dbname", "app"),
         provisioning_delay=float(info.get("provisioning_delay", 0.0)),
         blue_server_of={p["cluster"]: p["blue"] for p in pairs if p["cluster"]},
         green_server_of={p["blue"]: p["green"] for p in pairs},
+        lab_dir=lab_dir,
     )
 
 

@@ -25,6 +25,11 @@ def lab_up(
     clusters: int = typer.Option(
         1, "--clusters", help="Clusters: provisioning-rds, provisioning-rds-2, … (tag fleet=lab)."
     ),
+    databases: int = typer.Option(
+        1,
+        "--databases",
+        help="Application databases seeded with the demo schema: app, app_2, … app_N.",
+    ),
     enforce_iam: bool = typer.Option(
         False,
         "--enforce-iam",
@@ -34,7 +39,9 @@ def lab_up(
     """Start the lab in the background (or say that it already runs)."""
     from lab import control
 
-    info = control.up(lab_dir, instances, provisioning_delay, port, clusters, iam=enforce_iam)
+    info = control.up(
+        lab_dir, instances, provisioning_delay, port, clusters, iam=enforce_iam, databases=databases
+    )
     if info.get("already_running"):
         typer.echo(f"lab already running in {info['lab_dir']} at {info.get('endpoint_url')}")
         return
@@ -42,6 +49,8 @@ def lab_up(
         f"lab up in {info['startup_seconds']} s: AWS API {info['endpoint_url']}, "
         f"blue PostgreSQL {info['versions']['blue']}, green PostgreSQL {info['versions']['green']}"
     )
+    if databases > 1:
+        typer.echo(f"application databases: {', '.join(info['databases'])}")
     if clusters > 1:
         typer.echo(f"{clusters} clusters, each on its own blue and green PostgreSQL, tag fleet=lab")
     if info.get("iam"):

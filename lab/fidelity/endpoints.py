@@ -8,7 +8,9 @@ and forwards each new connection to the PostgreSQL server that plays the
 resource currently holding that name. A cluster's reader endpoint shares the
 cluster's port, as AWS's `Port` is one per cluster. AWS drops connections at
 a switchover; `drop_connections` does the same, for the names of the
-switched deployment only: other clusters keep their sessions.
+switched deployment only: other clusters keep their sessions. (AWS-FACTS S3,
+"Switching a B/G deployment", …/AuroraUserGuide/blue-green-deployments-switching.html;
+S6, the overview, …/AuroraUserGuide/blue-green-deployments-overview.html.)
 """
 
 from __future__ import annotations

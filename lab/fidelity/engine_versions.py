@@ -6,7 +6,9 @@ parameter-group family and its `ValidUpgradeTarget` list: later minor
 versions of the same major (`IsMajorVersionUpgrade` false) and, for 15.x, the
 16.x versions a major upgrade may go to (`IsMajorVersionUpgrade` true).
 CreateBlueGreenDeployment refuses a TargetEngineVersion that is not a valid
-upgrade target with `InvalidParameterCombination`.
+upgrade target with `InvalidParameterCombination`. (AWS-FACTS S13, the RDS API
+reference of DescribeDBEngineVersions and CreateBlueGreenDeployment; which source
+versions support Blue/Green at all, S11, is `creation_refusals`'.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ An endpoint that cannot be reached (a network outage, a regional API outage)
 is played by `unreachable_seconds` (`POST /_lab/settings`): for that long,
 every AWS call has its connection closed before any answer, which botocore
 reports as `ConnectionClosedError`. The control API keeps answering.
+(The error codes are the RDS API reference's common errors, AWS-FACTS S13.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """IAM in the lab: the account's root key, enforcement on demand, and policy users.
 
+(AWS-FACTS S8, "Authorizing access",
+…/AuroraUserGuide/blue-green-deployments-authorizing-access.html; S14, the Service
+Authorization Reference for Amazon RDS.)
+
 AWS evaluates every call against the caller's IAM policies, except calls made
 with the account's root credentials. moto does the same once its IAM
 enforcement is on (`INITIAL_NO_AUTH_ACTION_COUNT`), but it does not know a

@@ -7,7 +7,8 @@ filled policy the way AWS would for the calls the upgrade makes: it derives the
 ARNs each call acts on from its parameters (the resource types the Service
 Authorization Reference lists for the action) and the tags it sends, then asks
 whether an Allow statement covers every one of them and no Deny does. It knows
-only the actions the flow calls.
+only the actions the flow calls. (AWS-FACTS S14, the Service Authorization Reference,
+docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html.)
 """
 
 from __future__ import annotations

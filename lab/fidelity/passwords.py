@@ -13,6 +13,9 @@ AWS facts reproduced here:
 - ModifyDBCluster with only MasterUserPassword changes the password.
 The lab sets every such password on the role of the server that plays the
 cluster, through a SCRAM verifier: the plaintext reaches no server log.
+(The RDS Secrets Manager integration page; AWS-FACTS S1,
+…/AuroraUserGuide/blue-green-deployments-considerations.html: a managed master
+password is what a Blue/Green source may not have.)
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.fidelity.endpoints import EndpointProxy
@@ -32,13 +33,13 @@ log = logging.getLogger("lab.fidelity")
 class LabWorld:
     servers: dict[str, PgServer]
     region: str
-    dbname: str = "app"
     provisioning_delay: float = 0.0
     # cluster identifier -> the blue server that plays it, when not `blue`
     blue_server_of: dict[str, str] = field(default_factory=dict)
     # blue server -> the green server its Blue/Green deployments use
     green_server_of: dict[str, str] = field(default_factory=lambda: {"blue": "green"})
     account: str = LAB_ACCOUNT
+    lab_dir: Path | None = None  # where lab.json records the servers' postmasters
     lock: threading.RLock = field(default_factory=threading.RLock)
     proxy: EndpointProxy = field(init=False)
 
@@ -70,6 +71,14 @@ class LabWorld:
     def server_of_instance(self, instance: Any) -> PgServer | None:
         cluster = self.rds.clusters.get(getattr(instance, "db_cluster_identifier", None))
         return self.server_of_cluster(cluster) if cluster is not None else None
+
+    def record_pid(self, server_name: str, pid: int) -> None:
+        """Record in lab.json the postmaster a restart gave `server_name`, so that `lab
+        status` and `lab down` know it."""
+        if self.lab_dir is not None:
+            from lab.control import record_server_pid
+
+            record_server_pid(self.lab_dir, server_name, pid)
 
     def backend_port_for(self, key: str) -> int | None:
         """The PostgreSQL port behind an endpoint key, or None when the name is gone."""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.harness import RunningLab
-from tests.support.labtools import checked_lab
+from lab.harness import RunningLab, running_lab
+from tests.support.labtools import assert_nothing_running, checked_lab
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +34,15 @@ def start_lab(
             return stack.enter_context(checked_lab(lab_dir, instances, provisioning_delay))
 
         yield start
+
+
+@pytest.fixture(scope="module")
+def two_database_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    """One lab started as `lab up --databases 2` (`app` and `app_2`) for a module whose
+    tests leave it as they found it; checked like every test lab once it stopped."""
+    lab_dir = tmp_path_factory.mktemp("two-database-lab")
+    try:
+        with running_lab(lab_dir, databases=2) as lab:
+            yield lab
+    finally:
+        assert_nothing_running(lab_dir)

@@ -71,7 +71,7 @@ class CliLab:
 def cli_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliLab]:
     lab_dir = tmp_path_factory.mktemp("cli") / "lab"
     try:
-        up = aurora_bg("up", "--dir", str(lab_dir), "--instances", "2")
+        up = aurora_bg("up", "--dir", str(lab_dir), "--instances", "2", "--databases", "2")
         pids = pids_of(status_of(lab_dir)) if up.returncode == 0 else {}
         yield CliLab(lab_dir, up, pids, [])
     finally:
@@ -93,6 +93,28 @@ def test_lab_up_starts_a_lab_whose_api_and_databases_answer(cli_lab: CliLab) -> 
     assert lab.ssm.get_parameter(Name="jdbc_url")["Parameter"]["Value"] == cluster["Endpoint"]
     with lab.connect(cluster["Endpoint"], cluster["Port"], lab.master_password()) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
+
+
+def test_lab_up_databases_2_seeds_app_and_app_2_and_lab_json_lists_them(cli_lab: CliLab) -> None:
+    assert "application databases: app, app_2" in cli_lab.up.stdout
+    info = control.read_lab(cli_lab.dir)
+    assert info is not None and info["databases"] == ["app", "app_2"]
+    lab = RunningLab(info=info, dir=cli_lab.dir)
+    cluster = lab.cluster()
+    for dbname in ("app", "app_2"):
+        with lab.connect(cluster["Endpoint"], cluster["Port"], lab.master_password(), dbname) as c:
+            assert c.execute("SELECT count(*) FROM orders").fetchone() == (200,)
+
+
+def test_lab_up_with_no_application_database_fails_with_one_line_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    lab_dir = tmp_path / "lab"
+    result = aurora_bg("up", "--dir", str(lab_dir), "--databases", "0")
+    assert_one_clean_error_line(result)
+    assert "--databases" in result.stderr
+    assert control.read_lab(lab_dir) is None
+    assert_nothing_running(lab_dir)
 
 
 def test_lab_status_shows_the_aws_api_blue_and_green_alive(cli_lab: CliLab) -> None:

@@ -1,4 +1,5 @@
-"""The lab's PostgreSQL servers and blue→green replication, against real servers."""
+"""The lab's PostgreSQL servers and blue→green replication of every database, against
+real servers."""
 
 from __future__ import annotations
 
@@ -27,22 +28,24 @@ from lab.postgres import (
 )
 from lab.replication import (
     PUBLICATION,
-    SUBSCRIPTION,
     block_writes,
     cancel_switchover,
     finish_switchover,
     initial_sync_done,
     is_caught_up,
     open_write_transactions,
+    replicated_databases,
     replication_lag_bytes,
     reset_green,
     start_replication,
+    subscription_name,
     unblock_writes,
 )
 from lab.scram import set_role_password
 
 WAIT_S = 15.0
 AS_ROOT = os.geteuid() == 0
+DATABASES = ["app", "app_2", "postgres"]  # what a deployment of the pair replicates
 
 
 @dataclass
@@ -61,6 +64,7 @@ def pg_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgPair]:
     try:
         pids = [blue.start(), green.start()]
         seed_demo_schema(blue)
+        seed_demo_schema(blue, "app_2")
         password = secrets.token_urlsafe(18)
         set_role_password(blue, MASTER_ROLE, password)
         yield PgPair(blue, green, password)
@@ -275,8 +279,38 @@ def test_a_postgres_session_on_green_is_read_only_and_its_insert_fails(
 
 def test_start_replication_again_changes_nothing(replicating: PgPair) -> None:
     start_replication(replicating.blue, replicating.green)
-    assert _subscription_count(replicating.green) == 1
+    assert _subscription_names(replicating.green) == {subscription_name(d) for d in DATABASES}
     assert _row_counts(replicating.green, ["orders"]) == _row_counts(replicating.blue, ["orders"])
+
+
+def test_every_database_is_replicated_with_rds_named_objects_one_subscription_each(
+    replicating: PgPair,
+) -> None:
+    blue, green = replicating.blue, replicating.green
+    assert replicated_databases(blue) == DATABASES
+    assert _subscription_names(green) == {
+        "rds_bg_sub_app",
+        "rds_bg_sub_app_2",
+        "rds_bg_sub_postgres",
+    }
+    assert set(_slot_names(blue)) == {"rds_bg_sub_app", "rds_bg_sub_app_2", "rds_bg_sub_postgres"}
+    for dbname in DATABASES:
+        with psycopg.connect(blue.admin_conninfo(dbname)) as conn:
+            assert conn.execute("SELECT pubname FROM pg_publication").fetchall() == [(PUBLICATION,)]
+    marker = secrets.token_hex(8)
+    with _login(blue, replicating.password, "app_2", autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_log (actor, action) VALUES ('test', %s)", [marker])
+    assert _wait_until(lambda: _audit_rows(green, marker, "app_2") == 1)
+    assert _audit_rows(green, marker, "app") == 0
+
+
+def test_a_database_name_slots_cannot_hold_is_folded_and_stays_unique() -> None:
+    assert subscription_name("app_2") == "rds_bg_sub_app_2"
+    folded = {subscription_name(name) for name in ("App-2", "app-2", "a" * 63)}
+    assert len(folded) == 3
+    for name in folded:
+        assert name.startswith("rds_bg_sub_") and len(name) <= 63
+        assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def test_an_open_write_on_blue_keeps_green_from_being_caught_up_until_it_commits(
@@ -321,7 +355,7 @@ def test_finish_switchover_makes_green_the_writable_primary(replicating: PgPair)
         pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
     ):
         conn.execute("INSERT INTO audit_log (actor, action) VALUES ('test', 'old blue')")
-    assert _subscription_count(green) == 0
+    assert _subscription_names(green) == set()
     assert _slot_names(blue) == []
 
 
@@ -331,13 +365,15 @@ def test_reset_green_forgets_the_deployment_and_replication_can_start_again(
     blue, green = replicating.blue, replicating.green
     reset_green(blue, green)
     reset_green(blue, green)  # idempotent
-    assert _subscription_count(green) == 0
+    assert _subscription_names(green) == set()
     assert _slot_names(blue) == []
-    with psycopg.connect(blue.admin_conninfo("app")) as conn:
-        publications = conn.execute("SELECT pubname FROM pg_publication").fetchall()
-    assert (PUBLICATION,) not in publications
+    for dbname in DATABASES:
+        with psycopg.connect(blue.admin_conninfo(dbname)) as conn:
+            publications = conn.execute("SELECT pubname FROM pg_publication").fetchall()
+        assert (PUBLICATION,) not in publications
     with psycopg.connect(green.admin_conninfo()) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'app'").fetchone() is None
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE oid >= 16384").fetchone() == (0,)
         assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
     with _login(green, replicating.password) as conn:
         assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
@@ -374,16 +410,15 @@ def _row_counts(server: PgServer, tables: list[str]) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
-def _audit_rows(server: PgServer, action: str) -> int:
-    with psycopg.connect(server.admin_conninfo("app")) as conn:
+def _audit_rows(server: PgServer, action: str, dbname: str = "app") -> int:
+    with psycopg.connect(server.admin_conninfo(dbname)) as conn:
         query = "SELECT count(*) FROM audit_log WHERE action = %s"
         return conn.execute(query, [action]).fetchone()[0]
 
 
-def _subscription_count(green: PgServer) -> int:
+def _subscription_names(green: PgServer) -> set[str]:
     with psycopg.connect(green.admin_conninfo()) as conn:
-        query = "SELECT count(*) FROM pg_subscription WHERE subname = %s"
-        return conn.execute(query, [SUBSCRIPTION]).fetchone()[0]
+        return {row[0] for row in conn.execute("SELECT subname FROM pg_subscription")}
 
 
 def _slot_names(blue: PgServer) -> list[str]:
