@@ -1,7 +1,9 @@
 """The flow's parameters: one pydantic model, so the Prefect UI renders a form.
 
 Nothing secret is a parameter: region and credentials come from the standard
-AWS chain, the master password from Secrets Manager.
+AWS chain, the master password from Secrets Manager (the cluster's managed
+secret, or for a self-managed password the secret `credentials_secret_arn`
+names: a reference, never a value).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
 
 IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
 VERSION = re.compile(r"^\d+\.\d+$")
+# A Secrets Manager secret's ARN (partition, region, account, then the name and its suffix).
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+# Fields whose input a message never repeats: a password pasted by mistake must not be shown.
+NEVER_SHOWN = frozenset({"credentials_secret_arn"})
 LOCAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -38,11 +44,22 @@ class ValidationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    database: str = Field(default="postgres", title="Database", description="Database to validate.")
+    database: str = Field(
+        default="postgres",
+        title="Database",
+        description="Database of your checks file, and of the logins that need just one.",
+    )
+    databases: list[str] = Field(
+        default_factory=list,
+        title="Databases",
+        description="Databases whose replication to green is validated; empty means every "
+        "database of the cluster (AWS replicates them all). Preflight always checks every one.",
+    )
     schemas: list[str] = Field(
-        default_factory=lambda: ["public"],
+        default_factory=list,
         title="Schemas",
-        description="Schemas whose tables are compared between blue and green.",
+        description="Schemas whose tables are compared between blue and green; empty means "
+        "every schema but PostgreSQL's own.",
     )
     tables: list[str] = Field(
         default_factory=list,
@@ -180,6 +197,13 @@ class UpgradeParameters(BaseModel):
         title="Blue/Green deployment name",
         description="Default: aurora-bg-<cluster>-<target version>.",
     )
+    credentials_secret_arn: str | None = Field(
+        default=None,
+        title="Master credentials secret (ARN)",
+        description="Only for a cluster whose master password is self-managed: the Secrets "
+        "Manager secret holding it, as JSON with username and password (as RDS writes them). "
+        "The tool reads it to log in and leaves the password self-managed.",
+    )
     switchover_timeout_seconds: int = Field(
         default=300,
         ge=30,
@@ -230,6 +254,17 @@ class UpgradeParameters(BaseModel):
             )
         return value.lower()
 
+    @field_validator("credentials_secret_arn")
+    @classmethod
+    def _secret_arn(cls, value: str | None) -> str | None:
+        # The message never repeats the value: it might be the password itself.
+        if value is not None and not SECRET_ARN.match(value):
+            raise ValueError(
+                "must be the ARN of a Secrets Manager secret "
+                "(arn:aws:secretsmanager:<region>:<account>:secret:<name>), never a password"
+            )
+        return value
+
     @field_validator("target_engine_version")
     @classmethod
     def _version(cls, value: str) -> str:
@@ -262,7 +297,10 @@ SHOWN_INPUT_CHARS = 60
 
 
 def _got(item: ErrorDetails) -> str:
-    """` (got 'value')` for a short scalar input the message does not already show."""
+    """` (got 'value')` for a short scalar input the message does not already show
+    (never for a field in NEVER_SHOWN)."""
+    if NEVER_SHOWN.intersection(str(part) for part in item["loc"]):
+        return ""
     value = item.get("input")
     shown = repr(value)
     if not isinstance(value, (str, int, float, bool)) or len(shown) > SHOWN_INPUT_CHARS:

@@ -2,7 +2,9 @@
 
 Deletes the deployment with its green target, hands blue's password back to
 Secrets Manager, forgets the held password and verifies blue: same version,
-same parameter groups, managed password, no deployment, no green cluster.
+same parameter groups, the password managed as it was, no deployment, no green
+cluster. A password its owner self-managed before the upgrade (preflight
+recorded `password_mode` "self-managed") stays self-managed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from aurora_bg.errors import InvalidState
 from aurora_bg.polling import poll_until
 from aurora_bg.results import StepResult
 from tasks.blue_green import delete_deployment
-from tasks.password import forget_held_password, put_password_back
+from tasks.password import PASSWORD_SELF_MANAGED, forget_held_password, put_password_back
 from tasks.rds_state import (
     deployment_named,
     describe_cluster,
@@ -21,6 +23,11 @@ from tasks.rds_state import (
     identifier_from_arn,
     is_password_managed,
 )
+
+
+def owner_self_managed(original: dict[str, Any]) -> bool:
+    """The password was self-managed by its owner before the upgrade (not by this tool)."""
+    return original.get("password_mode") == PASSWORD_SELF_MANAGED
 
 
 def verify_blue(cluster_id: str, original: dict[str, Any], green_id: str | None) -> list[str]:
@@ -33,7 +40,10 @@ def verify_blue(cluster_id: str, original: dict[str, Any], green_id: str | None)
         problems.append(f"engine version is {cluster['EngineVersion']}")
     if cluster.get("DBClusterParameterGroup") != original.get("cluster_parameter_group"):
         problems.append(f"cluster parameter group is {cluster.get('DBClusterParameterGroup')}")
-    if not is_password_managed(cluster):
+    managed = is_password_managed(cluster)
+    if owner_self_managed(original) and managed:
+        problems.append("the master password is managed by Secrets Manager, not self-managed")
+    elif not owner_self_managed(original) and not managed:
         problems.append("the master password is not managed by Secrets Manager")
     if green_id and describe_cluster(green_id) is not None:
         problems.append(f"green cluster {green_id} still exists")
@@ -64,7 +74,8 @@ def take_the_way_out(
         if deployment is not None:
             green_id = identifier_from_arn(deployment.get("Target", ""))
             results.append(delete_deployment(deployment_id, delete_target=True))
-    results.append(put_password_back(cluster_id))
+    credentials = original.get("credentials_secret_arn") if owner_self_managed(original) else None
+    results.append(put_password_back(cluster_id, credentials_secret_arn=credentials))
     results.append(forget_held_password(cluster_id))
     problems = verify_blue(cluster_id, original, green_id)
     if problems:
@@ -72,12 +83,16 @@ def take_the_way_out(
             StepResult("verify-failed", f"Blue is NOT as it was: {'; '.join(problems)}.")
         )
     else:
+        password = (
+            "password self-managed as before"
+            if owner_self_managed(original)
+            else "password managed by Secrets Manager"
+        )
         results.append(
             StepResult(
                 "verified",
                 f"Blue {cluster_id} is as it was: {original.get('engine_version')}, "
-                f"{original.get('cluster_parameter_group')}, password managed by Secrets Manager, "
-                "no deployment, no green.",
+                f"{original.get('cluster_parameter_group')}, {password}, no deployment, no green.",
             )
         )
     results.insert(0, StepResult("way-out", f"Took the way out because {reason}"))

@@ -46,7 +46,13 @@ CHECKED_ON_YOUR_BEHALF = {
 }
 # Called only by a rerun after a crash between holding the password and ModifyDBCluster.
 RERUN_ONLY = {"secretsmanager:PutSecretValue"}
-CALLED = sorted(iam.actions_of(POLICY) - CHECKED_ON_YOUR_BEHALF - RERUN_ONLY)
+# Called by preflight only for what the account has: the targets of each RDS proxy.
+ONLY_WHEN_FOUND = {"rds:DescribeDBProxyTargets"}
+# Called only when a creation or a switchover fails: AWS's reason, from its events.
+ONLY_ON_FAILURE = {"rds:DescribeEvents"}
+CALLED = sorted(
+    iam.actions_of(POLICY) - CHECKED_ON_YOUR_BEHALF - RERUN_ONLY - ONLY_WHEN_FOUND - ONLY_ON_FAILURE
+)
 # First called after the switchover completed: without them the run stops switched over.
 AFTER_SWITCHOVER = {
     "rds:AddTagsToResource",
