@@ -31,6 +31,14 @@ def sentence_of(error: BaseException) -> str:
     return str(error) if isinstance(error, AuroraBGError) else f"{type(error).__name__}: {error}"
 
 
+def with_aws_reason(sentence: str, reasons: list[str]) -> str:
+    """`sentence`, then each reason from AWS's events that it does not already say."""
+    new = [reason for reason in reasons if reason not in sentence]
+    if not new:
+        return sentence
+    return f"{sentence.rstrip('.')}. AWS's events: {' | '.join(new)}"
+
+
 # --- the pauses ----------------------------------------------------------------------
 
 
@@ -85,6 +93,11 @@ def switchover(started: StepResult, done: StepResult) -> str:
 
 
 def password_back(back: StepResult, server_version: str, forgot: StepResult) -> str:
+    if back.action == "already-self-managed":  # its owner's password: no new secret
+        return (
+            f"# Master password\n\n{back.reason}\n\nLogged in with it "
+            f"(server {server_version}). {forgot.reason}\n"
+        )
     return (
         f"# Master password\n\n{back.reason}\n\nLogged in with the new secret's value "
         f"(server {server_version}). {forgot.reason}\n\n**Warning:** anything that referenced "

@@ -16,7 +16,14 @@ from prefect.client.schemas.objects import Artifact as ArtifactRecord
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from aurora_bg.errors import InvalidState, PreconditionFailed, SwitchoverFailed
+from aurora_bg.errors import (
+    AuroraBGError,
+    BusinessError,
+    InvalidState,
+    PreconditionFailed,
+    RunCancelled,
+    SwitchoverFailed,
+)
 from aurora_bg.params import UpgradeParameters, parameters_from
 from aurora_bg.results import StepResult
 from aurora_bg.window import hold_until_open, state_sentence, utc_now
@@ -60,7 +67,8 @@ def upgrade(run: Upgrade) -> dict[str, Any] | State:
     if checks.situation != preflight.AFTER_SWITCHOVER:
         try:
             original_endpoint = up_to_the_switchover(run)
-        except SwitchoverFailed as error:
+        except SwitchoverFailed as failed:
+            error = with_aws_reason(run, failed)
             return conclude(run, Ending.SWITCHOVER_FAILED, error, why=str(error))
         except green_checks.SwitchoverBlocked as error:
             return conclude(run, Ending.STOPPED_BEFORE_THE_SWITCHOVER, error, why=str(error))
@@ -116,7 +124,12 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     """Phases 2–7 (docs/runbook.md, steps 1–3). Returns the original endpoint, recorded
     before the switchover."""
     p = run.params
-    moved = run.phase("password out of Secrets Manager", steps.move_password_out, run.cluster)
+    moved = run.phase(
+        "password out of Secrets Manager",
+        steps.move_password_out,
+        run.cluster,
+        credentials_secret_arn=p.credentials_secret_arn,
+    )
     run.markdown("password-mode", texts.password_out(moved), moved.reason)
 
     created = run.phase(
@@ -131,14 +144,17 @@ def before_switchover(run: Upgrade) -> dict[str, Any]:
     )
     deployment_id: str = created.facts["deployment_id"]
     run.deployment_id = deployment_id
-    waited = run.phase(
-        "wait for green",
-        steps.wait_for_green,
-        run.cluster,
-        deployment_id,
-        p.provisioning_timeout_seconds,
-        raise_if_cancelled,
-    )
+    try:
+        waited = run.phase(
+            "wait for green",
+            steps.wait_for_green,
+            run.cluster,
+            deployment_id,
+            p.provisioning_timeout_seconds,
+            raise_if_cancelled,
+        )
+    except BusinessError as failed:  # INVALID_CONFIGURATION: AWS says why in its events
+        raise with_aws_reason(run, failed) from None
     run.markdown("blue-green", texts.blue_green(created, waited), waited.reason)
 
     report = run.phase("validate green (read-only)", steps.validate_green, p, deployment_id)
@@ -233,12 +249,19 @@ def check_new_primary(run: Upgrade, original_endpoint: dict[str, Any] | None) ->
 def password_back(run: Upgrade) -> None:
     """Phase 10 (docs/runbook.md, step 5): the password back under Secrets Manager, proven
     by logging in with it."""
-    back = run.phase("password back into Secrets Manager", steps.put_password_back, run.cluster)
+    credentials = run.params.credentials_secret_arn
+    back = run.phase(
+        "password back into Secrets Manager",
+        steps.put_password_back,
+        run.cluster,
+        credentials_secret_arn=credentials,
+    )
     version = run.phase(
         "prove the new secret",
         steps.prove_managed_password,
         run.cluster,
         run.params.validation.database,
+        credentials_secret_arn=credentials,
     )
     forgot = run.phase("forget the held password", steps.forget_held_password, run.cluster)
     run.markdown("password-mode", texts.password_back(back, version, forgot), back.reason)
@@ -335,7 +358,34 @@ def way_out_phase(run: Upgrade, reason: str) -> None:
     run.markdown("way-out", texts.way_out(results), results[-1].reason)
 
 
-# --- what the flow reads to choose its way ---------------------------------------------
+# --- what the flow reads to choose its way, or to say why ------------------------------
+
+
+def with_aws_reason(run: Upgrade, error: AuroraBGError) -> AuroraBGError:
+    """`error` again, its message followed by what AWS's RDS events say about the
+    deployment and its clusters (tasks/rds_events.py), published as the `rds-events`
+    table too. `error` unchanged when it is a cancel, when there is no deployment, or
+    when the events cannot be read (their timeline row says why) or add nothing; a
+    cancel asked for meanwhile is returned instead, so that the run still ends
+    Cancelled."""
+    if isinstance(error, RunCancelled) or run.deployment_id is None:
+        return error
+    try:
+        told = run.phase(
+            "read AWS's events",
+            steps.read_rds_events,
+            run.deployment_id,
+            run.cluster,
+            run.started_at,
+        )
+    except RunCancelled as cancel:
+        return cancel
+    except Exception:  # the first error stays the run's reason
+        return error
+    if told.facts["rows"]:
+        run.table("rds-events", told.facts["rows"], told.reason)
+    message = texts.with_aws_reason(str(error), told.facts["reasons"])
+    return error if message == str(error) else type(error)(message)
 
 
 def switchover_started(run: Upgrade) -> bool:

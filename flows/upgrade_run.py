@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from aurora_bg.errors import PreconditionFailed
 from aurora_bg.params import UpgradeParameters
 from aurora_bg.results import StepResult
+from aurora_bg.window import utc_now
 from flows.cancellation import raise_if_cancelled
 from flows.texts import sentence_of
 from flows.timeline import Timeline
@@ -30,6 +31,7 @@ class Upgrade:
         if run_id is None:  # prefect.runtime answers None outside a flow run
             raise RuntimeError("an upgrade runs inside a Prefect flow run")
         self.run_id = run_id
+        self.started_at = utc_now()  # where AWS's events of this run begin
         self.params = params
         self.cluster = params.cluster_identifier
         self.timeline = Timeline()

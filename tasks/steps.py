@@ -16,7 +16,16 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import Task
 
 from aurora_bg.results import StepResult
-from tasks import blue_green, cleanup, fleet_limits, password, preflight, rds_state, way_out
+from tasks import (
+    blue_green,
+    cleanup,
+    fleet_limits,
+    password,
+    preflight,
+    rds_events,
+    rds_state,
+    way_out,
+)
 from tasks.artifacts import Progress
 from tasks.aws import task_options
 from tasks.terraform.phase import reconcile_terraform_task
@@ -111,6 +120,7 @@ take_the_way_out = _step("way-out", way_out.take_the_way_out)
 describe_cluster = _step("describe-cluster", rds_state.describe_cluster)
 find_deployment = _step("find-deployment", rds_state.deployment_named)
 where_things_stand = _step("where-things-stand", read_standing)
+read_rds_events = _step("read-rds-events", rds_events.explain_failure)
 
 # --- the fleet -----------------------------------------------------------------------
 

@@ -3,17 +3,17 @@
 - Long-running transactions: a switchover waits for blue's open writes; a
   transaction that has written and stays open past the limit is a blocker, a
   long read-only one a warning.
-- Open DDL locks: an AccessExclusiveLock held, or waited for, by a client.
-- Self-managed logical replication: replication slots and subscriptions on
-  blue other than the deployment's own.
+- Open DDL locks: an AccessExclusiveLock held, or waited for, by a client, in
+  any database validated.
+- Self-managed logical replication: replication slots, subscriptions and (in
+  every database) publications on blue other than the deployment's own.
 
-The deployment's own replication is excluded by one narrow pattern,
-`OWN_REPLICATION`, matched against slot and subscription names: the lab's
-deployment publishes `aurora_bg_pub` and its green subscription
-`aurora_bg_sub` keeps a slot of that name on blue (see lab/replication.py).
-On Aurora the deployment's own replication is internal and not meant to show
-among the master user's slots; if it ever does, its names are the only ones to
-add, never a wider pattern.
+The deployment's own replication is recognised by its names: AWS names the
+publication, subscriptions and slots it creates on blue and green with an
+`rds` prefix (the lab copies that: `rds_bg_pub`, `rds_bg_sub_<database>`).
+Whether the master user sees them on blue is not documented, so every
+`rds`-prefixed object counts as AWS's own (`OWN_REPLICATION`), never as the
+customer's.
 
 No query here returns a statement's text: it could hold a secret.
 """
@@ -23,8 +23,9 @@ from __future__ import annotations
 import re
 
 from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.scope import Scope
 
-OWN_REPLICATION = re.compile(r"^aurora_bg_(pub|sub)$")
+OWN_REPLICATION = re.compile(r"^rds")
 DEFAULT_LONG_TRANSACTION_S = 60.0
 
 LONG_TRANSACTIONS = """
@@ -35,29 +36,33 @@ SELECT pid, coalesce(usename, '?'), coalesce(datname, '?'), coalesce(state, '?')
    AND xact_start < now() - make_interval(secs => %s)
  ORDER BY xact_start
 """
+# the locks on relations of the session's own database, where their names can be read
 DDL_LOCKS = """
-SELECT l.pid, l.granted,
-       CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            THEN l.relation::regclass::text ELSE 'relation ' || l.relation END,
-       coalesce(a.datname, '?')
+SELECT l.pid, l.granted, l.relation::regclass::text, current_database()
   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND a.backend_type = 'client backend' AND l.pid <> pg_backend_pid()
  ORDER BY l.granted DESC, l.pid
 """
 SLOTS = "SELECT slot_name, slot_type, coalesce(database, '-') FROM pg_replication_slots"
 SUBSCRIPTIONS = "SELECT subname FROM pg_subscription"
+PUBLICATIONS = "SELECT pubname FROM pg_publication ORDER BY 1"
 
 
 def check_guardrails(
-    on_blue: Session,
+    scope: Scope,
     long_transaction_s: float = DEFAULT_LONG_TRANSACTION_S,
     own: re.Pattern[str] = OWN_REPLICATION,
 ) -> list[Check]:
+    """The guardrails on blue; activity and slots are the server's, read once (in the
+    first database), locks and publications are read in each database."""
+    on_blue = scope.pairs[0].blue
+    blues = [pair.blue for pair in scope.pairs]
     return [
         check_long_transactions(on_blue, long_transaction_s),
-        check_ddl_locks(on_blue),
-        check_self_managed_replication(on_blue, own),
+        check_ddl_locks(blues),
+        check_self_managed_replication(blues, own),
     ]
 
 
@@ -84,8 +89,9 @@ def check_long_transactions(on_blue: Session, limit_s: float) -> Check:
     )
 
 
-def check_ddl_locks(on_blue: Session) -> Check:
-    rows = on_blue.rows(DDL_LOCKS, doing="looking for DDL locks")
+def check_ddl_locks(blues: list[Session]) -> Check:
+    doing = "looking for DDL locks"
+    rows = [row for on_blue in blues for row in on_blue.rows(DDL_LOCKS, doing=doing)]
     locks = [
         f"{relation} {'held' if granted else 'waited for'} by pid {pid} ({db})"
         for pid, granted, relation, db in rows
@@ -98,12 +104,14 @@ def check_ddl_locks(on_blue: Session) -> Check:
         expected="no AccessExclusiveLock held or waited for",
         severity=BLOCKER,
         why="DDL running on blue blocks the switchover, and its schema change never reaches green.",
-        fix="Let the DDL finish (then recreate the deployment: DDL is not replicated) or "
-        "cancel it (pg_cancel_backend(pid)), then validate again.",
+        fix="Let the statement finish or cancel it (pg_cancel_backend(pid)), then validate "
+        "again; DDL that completes on blue is not replicated and needs a new deployment "
+        "(see the schema-fingerprint checks).",
     )
 
 
-def check_self_managed_replication(on_blue: Session, own: re.Pattern[str]) -> Check:
+def check_self_managed_replication(blues: list[Session], own: re.Pattern[str]) -> Check:
+    on_blue = blues[0]
     slots = [
         f"slot {name} ({kind}, {db})"
         for name, kind, db in on_blue.rows(SLOTS, doing="listing replication slots")
@@ -114,18 +122,24 @@ def check_self_managed_replication(on_blue: Session, own: re.Pattern[str]) -> Ch
         for (name,) in on_blue.rows(SUBSCRIPTIONS, doing="listing subscriptions")
         if not own.search(name)
     ]
-    found = slots + subscriptions
+    publications = [
+        f"publication {session.dbname}.{name}"
+        for session in blues
+        for (name,) in session.rows(PUBLICATIONS, doing="listing publications")
+        if not own.search(name)
+    ]
+    found = slots + subscriptions + publications
     return Check(
         name="self-managed-replication",
         side="blue",
         passed=not found,
         observed=listing(found) if found else "none besides the deployment's own",
-        expected=f"no replication slot or subscription outside {own.pattern}",
+        expected=f"no replication slot, subscription or publication but AWS's own ({own.pattern})",
         severity=BLOCKER,
         why="AWS refuses to switch over while blue is a self-managed logical replication "
         "source or replica.",
-        fix="Drop the slots (pg_drop_replication_slot) and subscriptions on blue, or move "
-        "them to the new cluster after the switchover.",
+        fix="Drop them on blue (pg_drop_replication_slot, DROP SUBSCRIPTION, DROP "
+        "PUBLICATION) and set them up again on the new cluster after the switchover.",
     )
 
 

@@ -26,6 +26,14 @@ WARNING: Final = "warning"
 DEFAULT_SCHEMA = "public"
 SUMMARY_NAMES = 3  # failed checks named in the summary sentence before "and N more"
 LISTED_ITEMS = 8  # items named in an observation before "and N more"
+# What cures every change AWS answers with "Replication degraded" (DDL or a large
+# object changed on blue while the deployment exists): nothing but a new deployment.
+NEW_DEPLOYMENT_FIX = (
+    "Delete this Blue/Green deployment with its green (aws rds delete-blue-green-deployment "
+    "--delete-target), then run the upgrade again: a new deployment starts from blue as it "
+    "is then. Applying the same change on green does not cure it: AWS keeps this deployment "
+    "Replication degraded."
+)
 
 
 @dataclass(frozen=True)
@@ -115,24 +123,34 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class TableRef:
+    """A table of one database; `database` empty when the caller's database is meant."""
+
     schema: str
     name: str
+    database: str = ""
 
     def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
+        where = f"{self.database}." if self.database else ""
+        return f"{where}{self.schema}.{self.name}"
 
     def identifier(self) -> sql.Identifier:
+        """The table as it is named inside its own database."""
         return sql.Identifier(self.schema, self.name)
 
 
-def parse_table_name(text: str) -> TableRef:
-    """Parse "schema.table", or "table" in public; BadInput when the text is neither."""
+def parse_table_name(text: str, database: str = "") -> TableRef:
+    """Parse "database.schema.table", "schema.table" or "table" (in public); the last two
+    are in `database`. BadInput when the text is none of these."""
     parts = text.strip().split(".")
     if len(parts) == 1:
         parts = [DEFAULT_SCHEMA, parts[0]]
-    if len(parts) != 2 or not all(parts):
-        raise BadInput(f"table name {text!r} is not 'schema.table' or 'table'")
-    return TableRef(parts[0], parts[1])
+    if len(parts) == 3:
+        database, parts = parts[0], parts[1:]
+    if len(parts) != 2 or not all(parts) or (len(text.split(".")) == 3 and not database):
+        raise BadInput(
+            f"table name {text!r} is not 'database.schema.table', 'schema.table' or 'table'"
+        )
+    return TableRef(parts[0], parts[1], database)
 
 
 @dataclass(frozen=True)

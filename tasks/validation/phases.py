@@ -17,27 +17,26 @@ from typing import Any
 from aurora_bg.errors import PreconditionFailed
 from aurora_bg.params import UpgradeParameters
 from aurora_bg.results import StepResult
-from tasks.blue_green import members
-from tasks.password import (
-    current_password,
-    held_password_exists,
-    read_held_password,
-    read_managed_password,
-)
+from tasks.password import master_credentials, read_managed_password, read_secret_credentials
 from tasks.rds_state import (
     deployment_named,
     describe_cluster,
     describe_deployment,
-    describe_instance,
     existing_cluster,
     existing_deployment,
     identifier_from_arn,
     retired_clusters,
 )
+from tasks.validation.databases import database_sessions, list_databases
+from tasks.validation.deployment import (
+    check_available,
+    check_members,
+    check_replication_not_degraded,
+)
 from tasks.validation.model import markdown_item, open_session
-from tasks.validation.sequences import advance_sequences
+from tasks.validation.sequences import advance_every_database
 from tasks.validation.session import Endpoint, connect, fetch_value
-from tasks.validation.suites import Check, ValidationReport, check_after_switchover, validate_green
+from tasks.validation.suites import ValidationReport, check_after_switchover, validate_green
 
 
 class SwitchoverBlocked(PreconditionFailed):
@@ -51,21 +50,23 @@ def endpoint_of(cluster: dict[str, Any]) -> Endpoint:
 def validate_green_side(
     params: UpgradeParameters, deployment_id: str, guardrails_block: bool = False
 ) -> ValidationReport:
-    """Compare green with blue through read-only sessions (phase 4; phase 6 with the
-    switchover guardrails blocking)."""
+    """Compare green with blue through read-only sessions, every database of
+    `validation.databases` (empty: all), after the deployment's own word on its
+    replication (phase 4; phase 6 with the switchover guardrails blocking)."""
     settings = params.validation
     deployment = existing_deployment(deployment_id)
     blue_id = params.cluster_identifier
     green_id = deployment["Target"].rsplit(":", 1)[-1]
     blue, green = existing_cluster(blue_id), existing_cluster(green_id)
-    password = current_password(blue_id)
-    return validate_green(
+    user, password = master_credentials(blue, params)
+    report = validate_green(
         endpoint_of(green),
         endpoint_of(blue),
-        blue["MasterUsername"],
+        user,
         password,
         settings.database,
         target_major=params.target_major,
+        databases=settings.databases,
         schemas=settings.schemas,
         tables=settings.tables or None,
         exact_count_limit=settings.exact_count_limit,
@@ -75,38 +76,14 @@ def validate_green_side(
         guardrails_block=guardrails_block,
         statement_timeout_ms=settings.statement_timeout_ms,
     )
+    return ValidationReport([check_replication_not_degraded(deployment), *report.checks])
 
 
 def pre_switchover_checks(params: UpgradeParameters, deployment_id: str) -> ValidationReport:
-    """Deployment AVAILABLE, every green member available, replication caught up (phase 6)."""
+    """Deployment AVAILABLE and not degraded, every green member available, then green
+    validated again with the switchover guardrails blocking (phase 6)."""
     deployment = describe_deployment(deployment_id) or {}
-    checks = [
-        Check(
-            "deployment available",
-            "both",
-            deployment.get("Status") == "AVAILABLE",
-            str(deployment.get("Status", "missing")),
-            "AVAILABLE",
-            "blocker",
-            "AWS refuses a switchover unless the deployment is AVAILABLE.",
-        )
-    ]
-    for source, target, status in members(deployment):
-        found = describe_cluster(target) or describe_instance(target) or {}
-        ready = status == "AVAILABLE" and found.get("Status", found.get("DBInstanceStatus")) in (
-            "available",
-        )
-        checks.append(
-            Check(
-                f"green member {target}",
-                "green",
-                ready,
-                f"pair {status}, {found.get('Status') or found.get('DBInstanceStatus') or 'gone'}",
-                "pair AVAILABLE, available",
-                "blocker",
-                f"{target} takes {source}'s place: it must be available before the switchover.",
-            )
-        )
+    checks = [check_available(deployment), *check_members(deployment)]
     replication = validate_green_side(params, deployment_id, guardrails_block=True)
     return ValidationReport(checks + replication.checks)
 
@@ -130,10 +107,11 @@ def post_switchover_checks(
     params: UpgradeParameters, original: Endpoint, user: str
 ) -> ValidationReport:
     """The original endpoint reaches the new version and accepts writes (phase 9)."""
+    _, password = master_credentials(existing_cluster(params.cluster_identifier), params)
     return check_after_switchover(
         original,
         user,
-        current_password(params.cluster_identifier),
+        password,
         params.validation.database,
         target_major=params.target_major,
     )
@@ -142,11 +120,13 @@ def post_switchover_checks(
 def advance_sequences_after_switchover(
     params: UpgradeParameters, new: Endpoint, user: str
 ) -> StepResult:
-    """Move the new cluster's sequences to at least the old blue's last values.
+    """Move the new cluster's sequences to at least the old blue's last values, in every
+    database of `validation.databases` (empty: every database of the old blue).
 
     The old blue is found through the deployment's SwitchoverDetails (or, once the
     deployment is gone, by the retired-from tag) and read with the held password,
-    read-only; the new cluster is written with the current one.
+    read-only; the new cluster is written with the current one. One session per
+    database on each side.
     """
     cluster_id = params.cluster_identifier
     old = _old_blue(params)
@@ -155,34 +135,42 @@ def advance_sequences_after_switchover(
             "skipped", f"The old blue of {cluster_id} is gone: no sequence values to read."
         )
     old_id = old["DBClusterIdentifier"]
-    if not held_password_exists(cluster_id):
+    try:
+        _, old_password = master_credentials(old, params)
+    except PreconditionFailed:
         return StepResult(
             "skipped",
             f"The password of the old blue {old_id} is no longer held: this step ran before "
             "the password went back into Secrets Manager.",
         )
+    _, new_password = master_credentials(existing_cluster(cluster_id), params)
     settings = params.validation
+    timeout = settings.statement_timeout_ms
+    with open_session(
+        "blue",
+        endpoint_of(old),
+        user,
+        old_password,
+        settings.database,
+        read_only=True,
+        statement_timeout_ms=timeout,
+    ) as first:
+        databases = list(settings.databases) or list_databases(first)
     with (
-        open_session(
-            "blue",
-            endpoint_of(old),
-            user,
-            read_held_password(cluster_id),
-            settings.database,
-            read_only=True,
-            statement_timeout_ms=settings.statement_timeout_ms,
+        database_sessions(
+            "blue", endpoint_of(old), user, old_password, databases, statement_timeout_ms=timeout
         ) as old_blue,
-        open_session(
+        database_sessions(
             "green",
             new,
             user,
-            current_password(cluster_id),
-            settings.database,
+            new_password,
+            databases,
             read_only=False,
-            statement_timeout_ms=settings.statement_timeout_ms,
+            statement_timeout_ms=timeout,
         ) as new_cluster,
     ):
-        return advance_sequences(old_blue, new_cluster)
+        return advance_every_database([(old_blue[name], new_cluster[name]) for name in databases])
 
 
 def _old_blue(params: UpgradeParameters) -> dict[str, Any] | None:
@@ -195,12 +183,20 @@ def _old_blue(params: UpgradeParameters) -> dict[str, Any] | None:
     return retired[0] if retired else None
 
 
-def prove_managed_password(cluster_id: str, dbname: str) -> str:
-    """Log in with the new managed secret's value; returns the server version seen."""
+def prove_managed_password(
+    cluster_id: str, dbname: str, credentials_secret_arn: str | None = None
+) -> str:
+    """Log in with the new managed secret's value (for a password its owner self-manages,
+    with `credentials_secret_arn`'s); returns the server version seen."""
     cluster = existing_cluster(cluster_id)
-    password = read_managed_password(cluster)
+    user = cluster["MasterUsername"]
+    if cluster.get("MasterUserSecret") or not credentials_secret_arn:
+        password = read_managed_password(cluster)
+    else:
+        named_user, password = read_secret_credentials(credentials_secret_arn)
+        user = named_user or user
     endpoint = endpoint_of(cluster)
-    with connect(endpoint, cluster["MasterUsername"], password, dbname) as conn:
+    with connect(endpoint, user, password, dbname) as conn:
         version = fetch_value(
             conn,
             "SHOW server_version",

@@ -1,17 +1,18 @@
 """Is green receiving blue's changes, and how far behind is it?
 
-Green subscribes to blue; `pg_stat_subscription` on green shows each apply
-worker and the last position of blue's WAL it received. Health: every
-subscription of the database is enabled and has a running worker (an
-unhealthy one gets a grace period to recover: workers restart after errors).
+Green subscribes to blue, one subscription per database; `pg_stat_subscription`
+on green shows each apply worker and the last position of blue's WAL it
+received. Health: every database validated has a subscription, and every one is
+enabled with a running worker (an unhealthy one gets a grace period to recover:
+workers restart after errors).
 Lag: blue's current WAL position is read once; green must reach it within the
 grace period. Where a subscription has no running worker, its position is
 what blue's slot says green confirmed. Positions are in blue's WAL, so they
 compare across servers.
 
 On Aurora the deployment's replication is internal: where green shows no
-subscription, or refuses to show it, the check says so as a warning and the
-deployment's own status stands in for it.
+subscription in any database, or refuses to show them, the check says so as a
+warning and the deployment's own status stands in for it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 
 from aurora_bg.errors import InvalidState, WaitTimedOut
 from aurora_bg.polling import poll_until
-from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import (
+    BLOCKER,
+    NEW_DEPLOYMENT_FIX,
+    WARNING,
+    Check,
+    Session,
+    listing,
+)
+from tasks.validation.scope import Scope
 
 LAG_POLL_INTERVAL_S = 0.5
 
@@ -49,6 +58,7 @@ WHY_LAG = (
 
 @dataclass(frozen=True)
 class Subscription:
+    database: str
     name: str
     enabled: bool
     slot: str | None
@@ -60,30 +70,42 @@ class Subscription:
         return self.enabled and self.worker is not None
 
 
-def check_replication(on_blue: Session, on_green: Session, lag_grace_s: float) -> list[Check]:
+def check_replication(scope: Scope, lag_grace_s: float) -> list[Check]:
+    greens = [pair.green for pair in scope.pairs]
     try:
-        subscriptions = _wait_healthy(on_green, lag_grace_s)
+        subscriptions = _wait_healthy(greens, lag_grace_s)
     except InvalidState as error:
-        return [_not_visible(on_green.side, f"cannot read pg_stat_subscription: {error}")]
+        return [_not_visible(f"cannot read pg_stat_subscription: {error}")]
     if not subscriptions:
-        return [_not_visible(on_green.side, "green shows no subscription for this database")]
-    return [check_health(subscriptions), check_lag(on_blue, on_green, lag_grace_s)]
-
-
-def read_subscriptions(on_green: Session) -> list[Subscription]:
-    rows = on_green.rows(SUBSCRIPTIONS, doing="reading the subscriptions")
+        return [_not_visible("green shows no subscription in any database validated")]
+    unsubscribed = sorted(set(scope.databases) - {s.database for s in subscriptions})
     return [
-        Subscription(name, bool(enabled), slot, worker, parse_lsn(lsn) if lsn else None)
-        for name, enabled, slot, worker, lsn in rows
+        check_health(subscriptions, unsubscribed),
+        check_lag(scope.pairs[0].blue, greens, lag_grace_s),
     ]
 
 
-def check_health(subscriptions: list[Subscription]) -> Check:
+def read_subscriptions(greens: list[Session]) -> list[Subscription]:
+    """The subscriptions of each database, in the order of `greens`."""
+    found = []
+    for on_green in greens:
+        rows = on_green.rows(SUBSCRIPTIONS, doing="reading the subscriptions")
+        found += [
+            Subscription(
+                on_green.dbname, name, bool(enabled), slot, worker, parse_lsn(lsn) if lsn else None
+            )
+            for name, enabled, slot, worker, lsn in rows
+        ]
+    return found
+
+
+def check_health(subscriptions: list[Subscription], unsubscribed: list[str]) -> Check:
+    """Every subscription enabled and applying, and none of the databases without one."""
     broken = [
         f"{s.name} ({'disabled' if not s.enabled else 'no apply worker running'})"
         for s in subscriptions
         if not s.is_healthy
-    ]
+    ] + [f"database {name} (no subscription)" for name in unsubscribed]
     return Check(
         name="replication-health",
         side="green",
@@ -91,22 +113,24 @@ def check_health(subscriptions: list[Subscription]) -> Check:
         observed=listing(broken)
         if broken
         else f"{listing([s.name for s in subscriptions])}: enabled, applying",
-        expected="every subscription enabled with a running apply worker",
+        expected="a subscription for every database, enabled with a running apply worker",
         severity=BLOCKER,
         why=WHY_HEALTH,
-        fix="ALTER SUBSCRIPTION ... ENABLE on green, and read green's log for the apply "
-        "error (often DDL on blue that green lacks); on Aurora, see the deployment's status.",
+        fix="Read the deployment's status and green's log for the apply error. A database "
+        "created on blue after the deployment, an apply error from DDL on blue, or Replication "
+        "degraded has one cure: " + NEW_DEPLOYMENT_FIX,
     )
 
 
-def check_lag(on_blue: Session, on_green: Session, lag_grace_s: float) -> Check:
-    """Blue's WAL position now; green must reach it within `lag_grace_s`."""
+def check_lag(on_blue: Session, greens: list[Session], lag_grace_s: float) -> Check:
+    """Blue's WAL position now (one per server); every subscription on green must reach
+    it within `lag_grace_s`."""
     target = parse_lsn(str(on_blue.value("SELECT pg_current_wal_lsn()", doing="reading WAL")))
     started = time.monotonic()
 
     def behind() -> int | None:
         """Bytes the furthest-behind subscription lacks; None when one cannot be placed."""
-        positions = _positions(on_blue, on_green)
+        positions = _positions(on_blue, greens)
         if not positions or any(p is None for p in positions):
             return None
         return max(0, max(target - p for p in positions if p is not None))
@@ -143,10 +167,10 @@ def check_lag(on_blue: Session, on_green: Session, lag_grace_s: float) -> Check:
     )
 
 
-def _positions(on_blue: Session, on_green: Session) -> list[int | None]:
+def _positions(on_blue: Session, greens: list[Session]) -> list[int | None]:
     """How far into blue's WAL each subscription got: received by its worker, else as
     confirmed by its slot on blue (None when neither is known)."""
-    subscriptions = read_subscriptions(on_green)
+    subscriptions = read_subscriptions(greens)
     confirmed: dict[str, int] | None = None
     positions: list[int | None] = []
     for s in subscriptions:
@@ -160,14 +184,14 @@ def _positions(on_blue: Session, on_green: Session) -> list[int | None]:
     return positions
 
 
-def _wait_healthy(on_green: Session, grace_s: float) -> list[Subscription]:
+def _wait_healthy(greens: list[Session], grace_s: float) -> list[Subscription]:
     """The subscriptions, once all are healthy or the grace is over."""
-    subscriptions = read_subscriptions(on_green)
+    subscriptions = read_subscriptions(greens)
     if all(s.is_healthy for s in subscriptions):
         return subscriptions
     with contextlib.suppress(WaitTimedOut):
         return poll_until(
-            lambda: read_subscriptions(on_green),
+            lambda: read_subscriptions(greens),
             lambda seen: all(s.is_healthy for s in seen),
             timeout=grace_s,
             what="green's subscriptions to apply",
@@ -175,7 +199,7 @@ def _wait_healthy(on_green: Session, grace_s: float) -> list[Subscription]:
             max_interval=LAG_POLL_INTERVAL_S,
             backoff=1.0,
         ).last
-    return read_subscriptions(on_green)
+    return read_subscriptions(greens)
 
 
 def parse_lsn(text: str) -> int:
@@ -184,10 +208,10 @@ def parse_lsn(text: str) -> int:
     return (int(high, 16) << 32) + int(low, 16)
 
 
-def _not_visible(side: str, reason: str) -> Check:
+def _not_visible(reason: str) -> Check:
     return Check(
         name="replication-health",
-        side=side,
+        side="green",
         passed=False,
         observed=reason,
         expected="green's subscription visible, enabled and applying",

@@ -1,4 +1,4 @@
-"""Every table on both sides, and the same number of rows in each.
+"""Every table on both sides, in every database, and the same number of rows in each.
 
 Small tables are counted exactly, on both sides; a difference may be no more
 than replication lag, so it is recounted about once a second for a grace
@@ -10,14 +10,21 @@ limit are compared by estimate, marked as such. Unlogged tables are left to
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from aurora_bg.errors import InvalidState, WaitTimedOut
 from aurora_bg.polling import poll_until
-from tasks.validation.model import BLOCKER, WARNING, Check, Session, TableRef
+from tasks.validation.model import (
+    BLOCKER,
+    NEW_DEPLOYMENT_FIX,
+    WARNING,
+    Check,
+    Session,
+    TableRef,
+)
+from tasks.validation.scope import DatabasePair, Scope
 
 ESTIMATE_TOLERANCE = 0.10
 COUNT_RETRY_INTERVAL_S = 1.0
@@ -33,23 +40,26 @@ class TableStats:
 TABLES_QUERY = """
 SELECT n.nspname, c.relname, c.relkind, c.reltuples, c.relpersistence = 'u'
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
+ WHERE c.relkind IN ('r', 'p') AND {schemas}
 """
 
 
 def check_tables(
-    on_blue: Session,
-    on_green: Session,
-    schemas: Sequence[str],
-    wanted: list[TableRef] | None,
-    exact_count_limit: int,
-    lag_grace_s: float,
+    scope: Scope, wanted: list[TableRef] | None, exact_count_limit: int, lag_grace_s: float
 ) -> list[Check]:
-    """Existence of every table on both sides, then their row counts."""
-    look_in = sorted({t.schema for t in wanted}) if wanted is not None else list(schemas)
-    blue_tables = list_tables(on_blue, look_in)
-    green_tables = list_tables(on_green, look_in)
-    if wanted is None:  # every ordinary table of the schemas, as blue has them
+    """Existence of every table on both sides, then their row counts.
+
+    `wanted` names tables with their database; None means every ordinary table of
+    the scope's schemas, in every database of the scope, as blue has them.
+    """
+    blue_tables: dict[TableRef, TableStats] = {}
+    green_tables: dict[TableRef, TableStats] = {}
+    for pair in scope.pairs:
+        look = _where_to_look(scope, pair, wanted)
+        if look is not None:
+            blue_tables |= list_tables(look, pair.blue)
+            green_tables |= list_tables(look, pair.green)
+    if wanted is None:
         wanted = sorted(
             (t for t, stats in blue_tables.items() if stats.kind == "r"), key=lambda t: str(t)
         )
@@ -59,14 +69,27 @@ def check_tables(
     ]
     large = [t for t in on_both if _estimate(t, blue_tables, green_tables) >= exact_count_limit]
     small = [t for t in on_both if t not in large]
-    checks += compare_exact_counts(on_blue, on_green, small, lag_grace_s)
+    pairs = {pair.name: pair for pair in scope.pairs}
+    checks += compare_exact_counts(pairs, small, lag_grace_s)
     checks += [check_estimate(t, blue_tables[t], green_tables[t]) for t in large]
     return checks
 
 
-def list_tables(session: Session, schemas: Sequence[str]) -> dict[TableRef, TableStats]:
-    rows = session.rows(TABLES_QUERY, [list(schemas)], doing="listing tables")
-    return {TableRef(s, n): TableStats(k, float(r), bool(u)) for s, n, k, r, u in rows}
+def list_tables(scope: Scope, session: Session) -> dict[TableRef, TableStats]:
+    """The tables of `session`'s database in the scope's schemas, with their statistics."""
+    rows = scope.rows(session, TABLES_QUERY, doing="listing tables")
+    return {
+        TableRef(s, n, session.dbname): TableStats(k, float(r), bool(u)) for s, n, k, r, u in rows
+    }
+
+
+def _where_to_look(scope: Scope, pair: DatabasePair, wanted: list[TableRef] | None) -> Scope | None:
+    """The scope's schemas, or those of the tables wanted in `pair`'s database (None:
+    no table wanted there)."""
+    if wanted is None:
+        return scope
+    schemas = sorted({t.schema for t in wanted if t.database == pair.name})
+    return Scope(scope.pairs, tuple(schemas)) if schemas else None
 
 
 def check_table_exists(table: TableRef, on_blue: bool, on_green: bool) -> Check:
@@ -79,15 +102,13 @@ def check_table_exists(table: TableRef, on_blue: bool, on_green: bool) -> Check:
         expected="present on both",
         severity=BLOCKER,
         why="DDL is not replicated: a table missing on green loses its rows at the switchover.",
-        fix=(
-            "Create the deployment again after the schema change (DDL on blue after creation "
-            "never reaches green), or correct the table list."
-        ),
+        fix="A table listed by mistake: correct the table list. A table created on blue "
+        "since the deployment: " + NEW_DEPLOYMENT_FIX,
     )
 
 
 def compare_exact_counts(
-    on_blue: Session, on_green: Session, tables: list[TableRef], lag_grace_s: float
+    pairs: dict[str, DatabasePair], tables: list[TableRef], lag_grace_s: float
 ) -> list[Check]:
     """count(*) on both sides; differences are recounted until they vanish or the grace ends.
 
@@ -102,7 +123,8 @@ def compare_exact_counts(
             if table in refused or (table in counts and _same(counts[table])):
                 continue
             try:
-                counts[table] = (count_rows(on_blue, table), count_rows(on_green, table))
+                pair = pairs[table.database]
+                counts[table] = (count_rows(pair.blue, table), count_rows(pair.green, table))
             except InvalidState as exc:  # e.g. permission denied: recounting cannot help
                 refused[table] = str(exc)
         return counts

@@ -1,11 +1,13 @@
 """Sequences: logical replication does not carry their values.
 
 Before the switchover, `check_sequences` compares each sequence's last value
-on blue and on green: green's lag behind blue is expected (a warning that
-says the flow will advance it); a sequence missing on green blocks.
+on blue and on green, in every database: green's lag behind blue is expected
+(a warning that says the flow will advance it); a sequence missing on green
+blocks.
 
-After the switchover, `advance_sequences` moves every sequence of the new
-cluster to at least the old blue's last value (blue is read-only by then, so
+After the switchover, `advance_sequences` moves every sequence of one database
+of the new cluster to at least the old blue's last value (the flow calls it
+for each database; blue is read-only by then, so
 its values are final): without it the first inserts on the new cluster hand
 out ids blue already used, and collide. It only ever moves a sequence
 forward (in its own direction), in one statement per sequence, so that values
@@ -14,10 +16,12 @@ the applications drew on the new cluster meanwhile are never handed out again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aurora_bg.results import StepResult
-from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
+from tasks.validation.model import BLOCKER, NEW_DEPLOYMENT_FIX, WARNING, Check, Session, listing
+from tasks.validation.scope import Scope, qualified
 
 SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value, increment_by
@@ -55,8 +59,12 @@ def read_sequences(session: Session) -> dict[str, SequenceValue]:
     return {name: SequenceValue(name, last, int(step)) for name, last, step in rows}
 
 
-def check_sequences(on_blue: Session, on_green: Session) -> Check:
-    blue, green = read_sequences(on_blue), read_sequences(on_green)
+def check_sequences(scope: Scope) -> Check:
+    blue: dict[str, SequenceValue] = {}
+    green: dict[str, SequenceValue] = {}
+    for pair in scope.pairs:
+        blue |= _named_in_database(read_sequences(pair.blue), pair.name)
+        green |= _named_in_database(read_sequences(pair.green), pair.name)
     missing = sorted(set(blue) - set(green))
     behind = [
         f"{name} (green {_value(green[name])}, blue {_value(seq)})"
@@ -78,17 +86,23 @@ def check_sequences(on_blue: Session, on_green: Session) -> Check:
         why="Logical replication does not carry sequence values: behind blue, the new "
         "cluster hands out ids blue already used. The flow advances them right after the "
         "switchover.",
-        fix="Nothing for sequences behind (the flow advances them after the switchover); "
-        "create missing ones on green (DDL is not replicated).",
+        fix="Nothing for sequences behind (the flow advances them after the switchover). A "
+        "sequence missing on green was created on blue since the deployment: " + NEW_DEPLOYMENT_FIX,
     )
+
+
+def _named_in_database(
+    sequences: dict[str, SequenceValue], database: str
+) -> dict[str, SequenceValue]:
+    return {qualified(database, name): seq for name, seq in sequences.items()}
 
 
 def advance_sequences(old_blue: Session, new: Session) -> StepResult:
     """Move every sequence of `new` to at least `old_blue`'s last value; never backwards.
 
-    `new` must be writable; `old_blue` is only read. Returns what was done per
-    sequence in `facts["rows"]`. Sequences that exist only on the old blue are
-    reported, not created.
+    Both sessions are on the same database; `new` must be writable, `old_blue` is
+    only read. Returns what was done per sequence in `facts["rows"]`. Sequences
+    that exist only on the old blue are reported, not created.
     """
     blue, before = read_sequences(old_blue), read_sequences(new)
     rows, advanced, missing = [], [], []
@@ -96,10 +110,12 @@ def advance_sequences(old_blue: Session, new: Session) -> StepResult:
         current = before.get(name)
         if current is None:
             missing.append(name)
-            rows.append(_row(name, seq, None, None, "missing on the new cluster"))
+            rows.append(_row(new.dbname, name, seq, None, None, "missing on the new cluster"))
             continue
         if not current.is_behind(seq):
-            rows.append(_row(name, seq, current, current.last_value, "already at or past blue"))
+            rows.append(
+                _row(new.dbname, name, seq, current, current.last_value, "already at or past blue")
+            )
             continue
         after = new.value(
             ADVANCE,
@@ -107,30 +123,59 @@ def advance_sequences(old_blue: Session, new: Session) -> StepResult:
             doing=f"advancing {name}",
         )
         advanced.append(name)
-        rows.append(_row(name, seq, current, after, "advanced"))
+        rows.append(_row(new.dbname, name, seq, current, after, "advanced"))
     new.conn.commit()
+    return _outcome(len(blue), advanced, missing, rows)
+
+
+def advance_every_database(pairs: Sequence[tuple[Session, Session]]) -> StepResult:
+    """`advance_sequences` for each (old blue, new cluster) pair of sessions, one pair per
+    database, as one result whose sequences are named with their database."""
+    rows: list[dict[str, str]] = []
+    advanced: list[str] = []
+    missing: list[str] = []
+    total = 0
+    for old_blue, new in pairs:
+        done = advance_sequences(old_blue, new)
+        rows += done.facts["rows"]
+        advanced += [qualified(new.dbname, name) for name in done.facts["advanced"]]
+        missing += [qualified(new.dbname, name) for name in done.facts["missing"]]
+        total += done.facts["total"]
+    return _outcome(total, advanced, missing, rows)
+
+
+def _outcome(
+    total: int, advanced: list[str], missing: list[str], rows: list[dict[str, str]]
+) -> StepResult:
     if missing:
         action = "incomplete"
         reason = (
-            f"Advanced {len(advanced)} of {len(blue)} sequences to blue's last values; "
+            f"Advanced {len(advanced)} of {total} sequences to blue's last values; "
             f"missing on the new cluster: {listing(missing)}."
         )
     elif advanced:
         action = "advanced"
         reason = (
-            f"Advanced {len(advanced)} of {len(blue)} sequences to at least blue's last "
+            f"Advanced {len(advanced)} of {total} sequences to at least blue's last "
             f"values: {listing(advanced)}."
         )
     else:
         action = "already-done"
-        reason = f"All {len(blue)} sequences of the new cluster are at or past blue's last values."
-    return StepResult(action, reason, {"rows": rows, "advanced": advanced, "missing": missing})
+        reason = f"All {total} sequences of the new cluster are at or past blue's last values."
+    facts = {"rows": rows, "advanced": advanced, "missing": missing, "total": total}
+    return StepResult(action, reason, facts)
 
 
 def _row(
-    name: str, blue: SequenceValue, before: SequenceValue | None, after: int | None, action: str
+    database: str,
+    name: str,
+    blue: SequenceValue,
+    before: SequenceValue | None,
+    after: int | None,
+    action: str,
 ) -> dict[str, str]:
     return {
+        "database": database,
         "sequence": name,
         "old blue": _value(blue),
         "new cluster before": _value(before) if before else "missing",

@@ -1,24 +1,27 @@
-"""Green validation: read-only checks of the green cluster against blue, and the
-post-switchover check of the original endpoint.
+"""Green validation: read-only checks of the green cluster against blue, in every
+database, and the post-switchover check of the original endpoint.
 
 Every function here is plain (no Prefect decorator). The checks live in one
 module per concern; this module runs them in order and returns one report:
 
 1. green itself (`builtin`): version, read-only session, read-only for clients;
-2. replication (`replication`): subscription health and lag;
-3. the schema's fingerprint, blue against green (`schema`): DDL since creation;
-4. tables and row counts (`rows`); 5. sequences (`sequences`);
-6. what logical replication does not carry (`hazards`);
-7. switchover guardrails on blue (`guardrails`);
-8. the operator's own checks from a YAML file (`custom`).
+2. the databases (`databases`): the same on both sides;
+3. replication (`replication`): a healthy subscription per database, and lag;
+4. the schema's fingerprint, blue against green (`schema`): DDL since creation;
+5. tables and row counts (`rows`); 6. sequences (`sequences`);
+7. what logical replication does not carry (`hazards`), and grants (`grants`);
+8. switchover guardrails on blue (`guardrails`);
+9. the operator's own checks from a YAML file (`custom`), in `dbname`.
 
-Validation never writes: its sessions on green and on blue are read-only from
-their first statement, with a statement and a lock timeout. Only
-`check_after_switchover` writes, and it rolls back.
+Validation never writes: it holds one session per database on green and one on
+blue, read-only from their first statement, with a statement and a lock
+timeout, each reused by every check. Only `check_after_switchover` writes, and
+it rolls back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,11 +36,12 @@ from tasks.validation.builtin import (
     check_write_probe,
 )
 from tasks.validation.custom import load_checks_file, run_custom_checks
+from tasks.validation.databases import database_sessions
+from tasks.validation.grants import check_grants
 from tasks.validation.guardrails import DEFAULT_LONG_TRANSACTION_S, check_guardrails
 from tasks.validation.hazards import check_hazards
 from tasks.validation.model import (
     BLOCKER,
-    DEFAULT_SCHEMA,
     WARNING,
     Check,
     Session,
@@ -49,6 +53,14 @@ from tasks.validation.model import (
 from tasks.validation.replication import check_replication
 from tasks.validation.rows import check_tables
 from tasks.validation.schema import check_schema
+from tasks.validation.scope import (
+    DatabasePair,
+    DatabasesFound,
+    Scope,
+    check_databases,
+    find_databases,
+    schemas_of,
+)
 from tasks.validation.sequences import check_sequences
 from tasks.validation.session import Endpoint
 
@@ -77,7 +89,8 @@ def validate_green(
     dbname: str,
     *,
     target_major: int,
-    schemas: Sequence[str] = (DEFAULT_SCHEMA,),
+    databases: Sequence[str] = (),
+    schemas: Sequence[str] | None = None,
     tables: Sequence[str] | None = None,
     exact_count_limit: int = 100_000,
     lag_grace_s: float = 5.0,
@@ -88,71 +101,125 @@ def validate_green(
 ) -> ValidationReport:
     """Check, without writing anywhere, that green is ready to take blue's place.
 
-    Opens a read-only session on green and one on blue and runs every check
-    listed in the module docstring. Tables: those of `tables` ("schema.table",
-    or "table" in public), else every ordinary table of `schemas` on blue; the
-    schema fingerprint and the hazards look at `schemas`. Row counts are exact
-    below `exact_count_limit` (planner estimate) and retried for `lag_grace_s`,
-    which also bounds the wait for green to receive blue's WAL. With
-    `guardrails_block` off, the switchover guardrails on blue only warn (green
-    validation happens long before the switchover). `checks_file` adds the
-    operator's checks.
+    Compares `databases` (empty: every database of blue, as
+    `tasks.validation.databases` defines them) and, in each, `schemas` (None or
+    empty: every schema but PostgreSQL's own), running every check listed in the
+    module docstring. `dbname` is where the sessions start, and the database of
+    the server-wide checks and of the operator's `checks_file`. Tables: those of
+    `tables` ("database.schema.table", or "schema.table" / "table" in `dbname`),
+    else every ordinary table. Row counts are exact below `exact_count_limit`
+    (planner estimate) and retried for `lag_grace_s`, which also bounds the wait
+    for green to receive blue's WAL. With `guardrails_block` off, the switchover
+    guardrails on blue only warn (green validation happens long before the
+    switchover).
 
     Raises BadInput for an unusable table name or checks file (before
     connecting), TransientError when a server cannot be reached or drops the
     session, BusinessError when the login is refused or a catalog query cannot
     run. No message carries the password.
     """
-    wanted = [parse_table_name(t) for t in tables] if tables is not None else None
+    wanted = [parse_table_name(t, dbname) for t in tables] if tables is not None else None
     custom = load_checks_file(checks_file) if checks_file else []
 
-    def read_only_session(side: str, endpoint: Endpoint):  # noqa: ANN202
-        return open_session(
-            side,
-            endpoint,
-            user,
-            password,
-            dbname,
-            read_only=True,
-            statement_timeout_ms=statement_timeout_ms,
+    def sessions(side: str, endpoint: Endpoint, names: list[str]):  # noqa: ANN202
+        return database_sessions(
+            side, endpoint, user, password, names, statement_timeout_ms=statement_timeout_ms
         )
 
-    with read_only_session("green", green) as on_green, read_only_session("blue", blue) as on_blue:
-        steps: list[tuple[str, str, Callable[[], list[Check]]]] = [
-            ("server-version", "green", lambda: [check_server_version(on_green, target_major)]),
-            ("read-only", "green", lambda: [check_read_only(on_green)]),
-            (
-                "green-read-only-for-clients",
-                "green",
-                lambda: [check_read_only_for_clients(on_green)],
+    with contextlib.ExitStack() as stack:
+        on_blue = stack.enter_context(sessions("blue", blue, [dbname]))
+        on_green = stack.enter_context(sessions("green", green, [dbname]))
+        found = find_databases(on_blue[dbname], on_green[dbname], databases)
+        others = [name for name in found.compared if name != dbname]
+        on_blue |= stack.enter_context(sessions("blue", blue, others))
+        on_green |= stack.enter_context(sessions("green", green, others))
+        scope = Scope(
+            tuple(DatabasePair(n, on_blue[n], on_green[n]) for n in found.compared),
+            schemas_of(schemas),
+        )
+        checks = _run_all(
+            scope,
+            on_blue[dbname],
+            on_green[dbname],
+            found,
+            _Options(
+                target_major,
+                wanted,
+                exact_count_limit,
+                lag_grace_s,
+                long_transaction_s,
+                guardrails_block,
             ),
-            ("replication", "both", lambda: check_replication(on_blue, on_green, lag_grace_s)),
-            ("schema-fingerprint", "both", lambda: check_schema(on_blue, on_green, schemas)),
-            (
-                "tables",
-                "both",
-                lambda: check_tables(
-                    on_blue, on_green, schemas, wanted, exact_count_limit, lag_grace_s
-                ),
+            lambda: run_custom_checks(
+                custom, on_blue[dbname], on_green[dbname], Path(checks_file or "").name
             ),
-            ("sequences", "both", lambda: [check_sequences(on_blue, on_green)]),
-            ("replication-hazards", "blue", lambda: check_hazards(on_blue, schemas)),
-            (
-                "switchover-guardrails",
-                "blue",
-                lambda: [
-                    c if guardrails_block else _not_yet(c)
-                    for c in check_guardrails(on_blue, long_transaction_s)
-                ],
-            ),
-            (
-                "custom checks",
-                "both",
-                lambda: run_custom_checks(custom, on_blue, on_green, Path(checks_file or "").name),
-            ),
-        ]
-        checks = [check for name, side, step in steps for check in _run(name, side, step)]
+        )
     return ValidationReport(checks)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The settings of `validate_green` that its steps read."""
+
+    target_major: int
+    wanted: list[TableRef] | None
+    exact_count_limit: int
+    lag_grace_s: float
+    long_transaction_s: float
+    guardrails_block: bool
+
+
+def _run_all(
+    scope: Scope,
+    blue_first: Session,
+    green_first: Session,
+    found: DatabasesFound,
+    options: _Options,
+    custom: Callable[[], list[Check]],
+) -> list[Check]:
+    """Every step in order; a step whose query the server refused fails on its own."""
+    steps: list[tuple[str, str, Callable[[], list[Check]]]] = [
+        (
+            "server-version",
+            "green",
+            lambda: [check_server_version(green_first, options.target_major)],
+        ),
+        ("read-only", "green", lambda: [check_read_only(green_first)]),
+        (
+            "green-read-only-for-clients",
+            "green",
+            lambda: [check_read_only_for_clients(green_first)],
+        ),
+        ("databases", "both", lambda: [check_databases(found)]),
+    ]
+    if scope.pairs:
+        steps += _scope_steps(scope, options)
+    steps.append(("custom checks", "both", custom))
+    return [check for name, side, step in steps for check in _run(name, side, step)]
+
+
+def _scope_steps(
+    scope: Scope, options: _Options
+) -> list[tuple[str, str, Callable[[], list[Check]]]]:
+    def guardrails() -> list[Check]:
+        found = check_guardrails(scope, options.long_transaction_s)
+        return [c if options.guardrails_block else _not_yet(c) for c in found]
+
+    return [
+        ("replication", "both", lambda: check_replication(scope, options.lag_grace_s)),
+        ("schema-fingerprint", "both", lambda: check_schema(scope)),
+        (
+            "tables",
+            "both",
+            lambda: check_tables(
+                scope, options.wanted, options.exact_count_limit, options.lag_grace_s
+            ),
+        ),
+        ("sequences", "both", lambda: [check_sequences(scope)]),
+        ("replication-hazards", "blue", lambda: check_hazards(scope)),
+        ("grants", "both", lambda: [check_grants(scope)]),
+        ("switchover-guardrails", "blue", guardrails),
+    ]
 
 
 def check_after_switchover(

@@ -1,6 +1,7 @@
 """Validation as a gate of the whole flow, against the lab: the operator's checks file is
 tried at preflight, a blocker stops the run before the switchover approval without
-changing or undoing anything, warnings reach the pause, and the new cluster's sequences
+changing or undoing anything, DDL on blue meanwhile stops it with AWS's "Replication
+degraded" and its one cure, warnings reach the pause, and the new cluster's sequences
 are advanced right after the switchover."""
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def admin_execute(lab: RunningLab, name: str, statement: str) -> Any:
     return row[0] if row else None
 
 
+def add_empty_unlogged_table(lab: RunningLab) -> None:
+    """What warns at each pause: an empty unlogged table (preflight lets it pass, as it holds
+    no rows to lose; rows written to it meanwhile would be)."""
+    admin_execute(lab, "blue", "CREATE UNLOGGED TABLE session_cache (id integer PRIMARY KEY)")
+
+
 def pause_description(run: Any) -> str:
     """What a person reads in the Prefect UI for the current pause."""
     flow_run = run.wait_paused()
@@ -87,6 +94,7 @@ def test_custom_blocker_stops_the_run_before_the_switchover_approval_and_changes
     lab: RunningLab, tmp_path: Path
 ) -> None:
     params = params_with_checks(lab, write_checks(tmp_path, PASSING, NO_RECALLED_PRODUCT))
+    add_empty_unlogged_table(lab)
 
     with flow_in_thread(params) as run:
         green_validated = pause_description(run)
@@ -97,7 +105,7 @@ def test_custom_blocker_stops_the_run_before_the_switchover_approval_and_changes
         approved = run.answer("approve")
         state = run.finish()
 
-    assert "**Warnings**" in green_validated and "replica-identity" in green_validated
+    assert "**Warnings**" in green_validated and "unlogged-tables" in green_validated
     assert state.is_failed()
     message = state.message or ""
     assert "SwitchoverBlocked" in message and "\n" not in message
@@ -116,6 +124,40 @@ def test_custom_blocker_stops_the_run_before_the_switchover_approval_and_changes
     summary = artifacts[f"{CLUSTER_ID}-pre-switchover-summary"].data
     assert summary.startswith("**1 blocker: custom no recalled product is on sale")
     assert f"{CLUSTER_ID}-report" in artifacts
+
+
+def test_ddl_on_blue_while_green_is_tested_stops_the_run_with_replication_degraded(
+    lab: RunningLab,
+) -> None:
+    params = lab_parameters(lab, terraform={"enabled": False})
+
+    with flow_in_thread(params) as run:
+        run.wait_paused()
+        # while people test green, someone adds a column on blue: DDL is not replicated
+        admin_execute(lab, "blue", "ALTER TABLE customers ADD COLUMN loyalty_tier text")
+        approved = run.answer("approve")
+        state = run.finish()
+
+    assert state.is_failed()
+    message = state.message or ""
+    assert "SwitchoverBlocked" in message and "\n" not in message
+    assert "replication-degraded (StatusDetails: Replication degraded: DDL on blue" in message
+    assert "schema-fingerprint columns (1 difference: only on blue: app.public.customers." in (
+        message
+    )
+    assert "aws rds delete-blue-green-deployment --delete-target" in message
+    assert "same DDL on green" not in message
+    assert len(run.answered) == 1  # never asked to approve the switchover
+    assert calls_named(lab, "SwitchoverBlueGreenDeployment") == []
+    assert lab.mutating_calls(since=approved) == []
+    (deployment,) = deployments(lab)
+    assert deployment["Status"] == "AVAILABLE"  # degraded is a condition, not a status
+    assert "Replication degraded" in deployment["StatusDetails"]
+    rows = {r["name"]: r for r in table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-pre-switchover"])}
+    assert (rows["replication-degraded"]["result"], rows["replication-degraded"]["severity"]) == (
+        "FAIL",
+        "blocker",
+    )
 
 
 def test_check_that_would_write_stops_the_run_at_preflight_before_any_change(
@@ -140,6 +182,7 @@ def test_sequences_are_advanced_after_the_switchover_so_the_next_insert_does_not
     lab: RunningLab,
 ) -> None:
     params = lab_parameters(lab, terraform={"enabled": False})
+    add_empty_unlogged_table(lab)
 
     with flow_in_thread(params) as run:
         run.answer("approve")
@@ -157,12 +200,13 @@ def test_sequences_are_advanced_after_the_switchover_so_the_next_insert_does_not
     assert state.is_completed(), state.message
     # the switchover approval lists the warnings with their why and fix, never the password
     assert "**Warnings**" in approve_switchover
-    assert "- **replica-identity** (blue)" in approve_switchover
+    assert "- **unlogged-tables** (blue)" in approve_switchover
     assert "Fix: " in approve_switchover
     assert password["password"] not in approve_switchover
     rows = table_rows(artifacts_of(run.id)[f"{CLUSTER_ID}-sequences"])
     orders = next(r for r in rows if r["sequence"] == "public.orders_order_id_seq")
     assert orders == {
+        "database": "app",
         "sequence": "public.orders_order_id_seq",
         "old blue": "205",
         "new cluster before": "200",  # green's value at creation: replication never moved it

@@ -1,7 +1,8 @@
 """A blue/green pair of real PostgreSQL servers for the validation tests: blue (15 when
-installed, else 16) seeded with the demo schema, green (16) following it by logical
-replication, as the lab runs an RDS Blue/Green deployment. Plus the small builders the
-tests use to cause, for real, what each check exists for."""
+installed, else 16) seeded with the demo schema (in `app`, and in any further database
+asked for), green (16) following every database of it by logical replication, as the
+lab runs an RDS Blue/Green deployment. Plus the small builders the tests use to cause,
+for real, what each check exists for."""
 
 from __future__ import annotations
 
@@ -64,20 +65,23 @@ def endpoint_of(server: PgServer) -> Endpoint:
     return Endpoint(params["host"], params["port"])
 
 
-def start_pair(lab_dir: Path) -> Pair:
-    """Blue seeded with the demo schema and green following it; stop both with `stop_pair`."""
-    blue = create_server("blue", default_bindir("blue"), lab_dir)
-    green = create_server("green", default_bindir("green"), lab_dir)
+def start_pair(lab_dir: Path, *more_databases: str) -> Pair:
+    """Blue seeded with the demo schema (in `app` and each of `more_databases`) and green
+    following every database of it; stop both with `stop_pair`."""
+    count = 2 + len(more_databases)  # `postgres`, `app` and the others
+    blue = create_server("blue", default_bindir("blue"), lab_dir, databases=count)
+    green = create_server("green", default_bindir("green"), lab_dir, databases=count)
     pair = Pair(blue, green, "pw-" + secrets.token_urlsafe(18))
     try:
         blue.start()
         green.start()
-        seed_demo_schema(blue, DBNAME)
+        for name in (DBNAME, *more_databases):
+            seed_demo_schema(blue, name)
         for server in (blue, green):
             set_role_password(server, MASTER_ROLE, pair.password)
-        replication.start_replication(blue, green, DBNAME)
+        replication.start_replication(blue, green)
         poll_until(
-            lambda: replication.initial_sync_done(green, DBNAME),
+            lambda: replication.initial_sync_done(green),
             bool,
             timeout=SYNC_TIMEOUT_S,
             what="initial sync of green",
@@ -96,8 +100,8 @@ def stop_pair(pair: Pair) -> None:
 
 
 @contextlib.contextmanager
-def replicated_pair(lab_dir: Path) -> Iterator[Pair]:
-    pair = start_pair(lab_dir)
+def replicated_pair(lab_dir: Path, *more_databases: str) -> Iterator[Pair]:
+    pair = start_pair(lab_dir, *more_databases)
     try:
         yield pair
     finally:
@@ -107,7 +111,7 @@ def replicated_pair(lab_dir: Path) -> Iterator[Pair]:
 def switch_over_without_sequences(pair: Pair) -> None:
     """The lab's switchover as Aurora does it: green writable, blue read-only, the
     subscription gone, and sequences left as logical replication left them (not copied)."""
-    replication.drop_subscription(pair.blue, pair.green, DBNAME)
+    replication.drop_subscriptions(pair.blue, pair.green)
     replication.block_writes(pair.blue)
     replication.unblock_writes(pair.green)
 
@@ -115,9 +119,12 @@ def switch_over_without_sequences(pair: Pair) -> None:
 # --- causing things, for real ------------------------------------------------------------
 
 
-def admin_execute(server: PgServer, statement: str | sql.Composable, params: Any = None) -> Any:
-    """Run one statement as the lab's superuser (autocommit); return its first value, if any."""
-    with connect_admin(server, DBNAME) as conn:
+def admin_execute(
+    server: PgServer, statement: str | sql.Composable, params: Any = None, dbname: str = DBNAME
+) -> Any:
+    """Run one statement as the lab's superuser (autocommit) in `dbname`; return its first
+    value, if any."""
+    with connect_admin(server, dbname) as conn:
         cursor = conn.execute(statement, params)
         row = cursor.fetchone() if cursor.description else None
     return row[0] if row else None
@@ -125,7 +132,7 @@ def admin_execute(server: PgServer, statement: str | sql.Composable, params: Any
 
 def set_subscription_enabled(green: PgServer, enabled: bool) -> None:
     verb = sql.SQL("ENABLE" if enabled else "DISABLE")
-    name = sql.Identifier(replication.SUBSCRIPTION)
+    name = sql.Identifier(replication.subscription_name(DBNAME))
     admin_execute(green, sql.SQL("ALTER SUBSCRIPTION {} {}").format(name, verb))
 
 
@@ -142,8 +149,7 @@ def insert_audit_rows(blue: PgServer, rows: int) -> None:
 def wait_until_green_caught_up(pair: Pair) -> None:
     poll_until(
         lambda: (
-            replication.is_caught_up(pair.blue, pair.green, DBNAME)
-            and pair.validate(lag_grace_s=0).passed
+            replication.is_caught_up(pair.blue, pair.green) and pair.validate(lag_grace_s=0).passed
         ),
         bool,
         timeout=SYNC_TIMEOUT_S,

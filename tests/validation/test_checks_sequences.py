@@ -88,6 +88,7 @@ def test_insert_collides_until_sequences_are_advanced_and_then_does_not(switched
     assert result.facts["advanced"] == ["public.countdown", "public.orders_order_id_seq"]
     orders = next(r for r in result.facts["rows"] if r["sequence"] == "public.orders_order_id_seq")
     assert orders == {
+        "database": "app",
         "sequence": "public.orders_order_id_seq",
         "old blue": "205",
         "new cluster before": "201",  # 200 at creation, +1 for the insert that collided

@@ -37,26 +37,38 @@ from tests.support.checks_lab import (
     wait_until_green_caught_up,
 )
 
-DEMO_TABLES = ["public.audit_log", "public.customers", "public.orders", "public.products"]
+DEMO_TABLES = [
+    "app.public.audit_log",
+    "app.public.customers",
+    "app.public.orders",
+    "app.public.products",
+]
 TABLE_KEYS = {"name", "side", "result", "observed", "expected", "severity", "why"}
-# The demo schema's audit_log has no primary key (INSERTs replicate, UPDATE/DELETE would
-# fail on blue): it warns. Green starts with blue's sequence values, as an Aurora clone.
-DEMO_WARNINGS = ["replica-identity"]
+# The demo schema passes as it is: audit_log, its one keyless table, has REPLICA
+# IDENTITY FULL, and green starts with blue's sequence values, as an Aurora clone.
 BUILT_IN_CHECKS = [
     "server-version",
     "read-only",
     "green-read-only-for-clients",
+    "databases",
     "replication-health",
     "replication-lag",
+    "schema-fingerprint schemas",
     "schema-fingerprint tables",
     "schema-fingerprint columns",
-    "schema-fingerprint indexes",
     "schema-fingerprint constraints",
+    "schema-fingerprint indexes",
+    "schema-fingerprint views",
+    "schema-fingerprint materialized-views",
+    "schema-fingerprint functions",
+    "schema-fingerprint types",
+    "schema-fingerprint triggers",
     "schema-fingerprint extensions",
     "sequences",
     "replica-identity",
     "unlogged-tables",
     "large-objects",
+    "grants",
     "long-transactions",
     "ddl-locks",
     "self-managed-replication",
@@ -73,7 +85,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 def switched_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """A separate pair after the switchover: green writable, blue left read-only."""
     with replicated_pair(tmp_path_factory.mktemp("switchover-lab")) as servers:
-        replication.finish_switchover(servers.blue, servers.green, DBNAME)
+        replication.finish_switchover(servers.blue, servers.green)
         yield servers
 
 
@@ -87,14 +99,12 @@ def assert_secret_absent(exc: BaseException, secret: str) -> None:
 # --- validate_green ---------------------------------------------------------------
 
 
-def test_freshly_replicated_green_has_no_blocker_and_only_the_demo_schemas_warnings(
-    pair: Pair,
-) -> None:
+def test_freshly_replicated_green_passes_every_check(pair: Pair) -> None:
     report = pair.validate()
 
     assert report.passed, report.markdown()
-    assert [c.name for c in report.warnings] == DEMO_WARNINGS
-    assert all(c.passed for c in report.checks if c.name not in DEMO_WARNINGS)
+    assert report.warnings == []
+    assert all(c.passed for c in report.checks)
     names = [c.name for c in report.checks]
     assert names[:3] == ["server-version", "read-only", "green-read-only-for-clients"]
     for built_in in BUILT_IN_CHECKS:
@@ -102,7 +112,9 @@ def test_freshly_replicated_green_has_no_blocker_and_only_the_demo_schemas_warni
     for table in DEMO_TABLES:
         assert f"table-exists {table}" in names
         assert f"row-count {table}" in names
-    assert report.summary().startswith("No blockers; 1 warning: replica-identity (")
+    assert report.summary() == f"All {len(report.checks)} checks passed."
+    # every database of the cluster, the maintenance database included
+    assert check_named(report, "databases").observed == "app, postgres: on both"
 
 
 def test_every_check_explains_why_it_matters_in_one_line(pair: Pair) -> None:
@@ -115,7 +127,7 @@ def test_every_check_explains_why_it_matters_in_one_line(pair: Pair) -> None:
 
 
 def test_row_counts_are_exact_and_equal_on_both_sides(pair: Pair) -> None:
-    orders = check_named(pair.validate(), "row-count public.orders")
+    orders = check_named(pair.validate(), "row-count app.public.orders")
 
     assert orders.passed
     assert orders.observed == "200 rows on green"
@@ -140,21 +152,21 @@ def test_table_created_on_blue_after_replication_started_is_a_blocker(pair: Pair
     finally:
         admin_execute(pair.blue, "DROP TABLE public.late_table")
 
-    blocker = check_named(report, "table-exists public.late_table")
+    blocker = check_named(report, "table-exists app.public.late_table")
     assert blocker in report.blockers
     assert blocker.side == "green"
     assert blocker.observed == "blue: present, green: missing"
-    assert "row-count public.late_table" not in [c.name for c in report.checks]
+    assert "row-count app.public.late_table" not in [c.name for c in report.checks]
 
 
 def test_listed_tables_are_the_only_ones_checked(pair: Pair) -> None:
     report = pair.validate(tables=["orders", "public.customers", "public.no_such_table"])
 
     assert [c.name for c in report.checks if c.name.startswith("row-count")] == [
-        "row-count public.orders",
-        "row-count public.customers",
+        "row-count app.public.orders",
+        "row-count app.public.customers",
     ]
-    missing = check_named(report, "table-exists public.no_such_table")
+    missing = check_named(report, "table-exists app.public.no_such_table")
     assert report.blockers == [missing]
     assert missing.side == "both"
 
@@ -164,7 +176,7 @@ def test_rows_not_replicated_yet_are_a_row_count_blocker_with_both_counts(pair: 
         insert_audit_rows(pair.blue, 7)
         report = pair.validate(lag_grace_s=1)
 
-    blocker = check_named(report, "row-count public.audit_log")
+    blocker = check_named(report, "row-count app.public.audit_log")
     assert blocker in report.blockers
     assert blocker.observed == "30 rows on green"
     assert blocker.expected == "37 rows, as on blue"
@@ -198,7 +210,7 @@ def test_table_the_user_may_not_read_is_a_row_count_blocker_not_a_crash(pair: Pa
     for server in (pair.blue, pair.green):
         set_role_password(server, reader, reader_password)
         admin_execute(server, f"ALTER ROLE {reader} NOSUPERUSER")
-        admin_execute(server, "CREATE TABLE public.private_notes (id integer)")
+        admin_execute(server, "CREATE TABLE public.private_notes (id integer PRIMARY KEY)")
     try:
         report = validate_green(
             pair.green_endpoint,
@@ -214,7 +226,7 @@ def test_table_the_user_may_not_read_is_a_row_count_blocker_not_a_crash(pair: Pa
             admin_execute(server, "DROP TABLE public.private_notes")
             admin_execute(server, f"DROP ROLE {reader}")
 
-    blocker = check_named(report, "row-count public.private_notes")
+    blocker = check_named(report, "row-count app.public.private_notes")
     assert report.blockers == [blocker]
     assert "42501" in blocker.observed
 
@@ -225,11 +237,11 @@ def test_large_tables_are_compared_by_estimate_as_warnings(pair: Pair) -> None:
 
     report = pair.validate(exact_count_limit=100)
 
-    orders = check_named(report, "row-count public.orders (estimate)")
+    orders = check_named(report, "row-count app.public.orders (estimate)")
     assert orders.passed and orders.severity == WARNING
     assert orders.observed == "~200 rows on green"
     # customers (50 rows) and products (20) stay below the limit: counted exactly
-    assert check_named(report, "row-count public.customers").severity == BLOCKER
+    assert check_named(report, "row-count app.public.customers").severity == BLOCKER
     assert report.passed
 
 
@@ -249,7 +261,7 @@ def test_report_table_rows_have_the_seven_artifact_keys(pair: Pair) -> None:
     assert len(rows) == len(report.checks)
     assert all(set(row) == TABLE_KEYS for row in rows)
     assert rows[0]["name"] == "server-version" and rows[0]["result"] == "FAIL"
-    others = {row["result"] for row in rows[1:] if row["name"] not in DEMO_WARNINGS}
+    others = {row["result"] for row in rows[1:]}
     assert others == {"pass"}
 
 
