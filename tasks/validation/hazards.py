@@ -31,17 +31,16 @@ from tasks.validation.model import (
     TableRef,
     listing,
 )
-from tasks.validation.scope import Scope
+from tasks.validation.prerequisites import WITHOUT_REPLICA_IDENTITY
+from tasks.validation.scope import SCHEMAS_PLACEHOLDER, Scope
 
-NO_REPLICA_IDENTITY = """
+NO_REPLICA_IDENTITY = f"""
 SELECT n.nspname, c.relname, coalesce(s.n_tup_upd + s.n_tup_del, 0)
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
- WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND {schemas}
-   AND (c.relreplident = 'n'
-        OR (c.relreplident = 'd'
-            AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+ WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND {SCHEMAS_PLACEHOLDER}
+   AND {WITHOUT_REPLICA_IDENTITY}
  ORDER BY 1, 2
 """
 UNLOGGED = """

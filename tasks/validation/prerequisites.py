@@ -41,6 +41,14 @@ from tasks.validation.model import BLOCKER, WARNING, Check, Session, listing
 AWS_REPLICATION_PREFIX: Final = "rds"
 LARGE_OBJECTS_COUNTED = 1000  # beyond this many, "more than 1000": never a long count
 
+# A table `c` that logical replication cannot UPDATE or DELETE in: no replica identity,
+# the default one without a primary key, or an identity index that is gone. Preflight
+# (blue) and green's validation (tasks/validation/hazards.py) share this definition.
+WITHOUT_REPLICA_IDENTITY: Final = """(c.relreplident = 'n'
+        OR (c.relreplident = 'd' AND NOT EXISTS
+              (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+        OR (c.relreplident = 'i' AND NOT EXISTS
+              (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))"""
 KEYLESS: Final = f"""
 SELECT n.nspname, c.relname,
        CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE s.n_live_tup END
@@ -48,11 +56,7 @@ SELECT n.nspname, c.relname,
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
  WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND {USER_SCHEMA_FILTER}
-   AND (c.relreplident = 'n'
-        OR (c.relreplident = 'd' AND NOT EXISTS
-              (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-        OR (c.relreplident = 'i' AND NOT EXISTS
-              (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
+   AND {WITHOUT_REPLICA_IDENTITY}
  ORDER BY 1, 2
 """
 UNLOGGED: Final = f"""
