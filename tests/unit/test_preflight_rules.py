@@ -289,7 +289,11 @@ def test_a_preflight_with_warnings_only_passes() -> None:
 
 
 def rds_answering_global_clusters(members: list[dict[str, Any]]) -> Any:
-    """A boto3 RDS client whose DescribeGlobalClusters answers one global cluster."""
+    """A boto3 RDS client whose DescribeGlobalClusters answers one global cluster.
+
+    A fake, because the lab cannot reach this: its moto refuses CreateGlobalCluster for
+    the lab's cluster, so no Global Database can exist there. botocore's Stubber checks
+    the answer against the API's own shapes."""
     import boto3
     from botocore.stub import Stubber
 
