@@ -299,6 +299,15 @@ class RunningLab:
         arn: str = self.cluster(cluster)["MasterUserSecret"]["SecretArn"]
         return arn
 
+    def protect(self, on: bool = True, cluster: str = CLUSTER_ID) -> None:
+        """Turn the cluster's deletion protection on (or off), as production has it."""
+        self.rds.modify_db_cluster(
+            DBClusterIdentifier=cluster, DeletionProtection=on, ApplyImmediately=True
+        )
+
+    def is_protected(self, cluster: str = CLUSTER_ID) -> bool:
+        return bool(self.cluster(cluster).get("DeletionProtection"))
+
     # --- databases ----------------------------------------------------------
 
     def connect(

@@ -4,7 +4,9 @@ Old resources are identified from the deployment's SwitchoverDetails (the
 source members) and tagged `aurora-bg:retired-from=<cluster>` before the
 deployment is deleted, so that a rerun after a crash finds them by tag,
 never by building names. DeleteTarget is refused after a switchover: the old
-instances and then the old cluster are deleted on their own.
+instances and then the old cluster are deleted on their own. AWS deletes the old
+cluster only with its deletion protection off (it keeps blue's): it is turned off on
+that old blue only, never on the cluster now answering at the original name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from aurora_bg.results import StepResult
 from tasks.aws import call, client
 from tasks.blue_green import members
+from tasks.deletion_protection import lift_deletion_protection
 from tasks.rds_state import (
     TAG_DEPLOYMENT,
     TAG_RETIRED_FROM,
@@ -57,14 +60,19 @@ def tag_old_blue(deployment: dict[str, Any], cluster_id: str, rds: Any = None) -
 def delete_old_blue(
     cluster_id: str, final_snapshot: bool, rds: Any = None, timeout: float = 3600
 ) -> StepResult:
-    """Delete each retired instance, then the retired cluster (final snapshot if asked)."""
+    """Delete each retired instance, then the retired cluster (final snapshot if asked),
+    turning the retired cluster's deletion protection off first; production's is never
+    touched (InvalidState if a retired tag names the production cluster itself)."""
     rds = rds or client("rds")
     old_clusters = retired_clusters(cluster_id, rds)
     if not old_clusters:
         return StepResult("already-done", f"No retired cluster of {cluster_id} is left.")
-    done, snapshots = [], []
+    done, snapshots, unprotected = [], [], []
     for old in old_clusters:
         old_id = old["DBClusterIdentifier"]
+        protection = lift_deletion_protection(old_id, "old blue", cluster_id, rds=rds)
+        if protection.facts.get("protection_lifted"):
+            unprotected.append(old_id)
         for instance_id in member_ids(old):
             if describe_instance(instance_id, rds) is not None:
                 call(
@@ -85,8 +93,14 @@ def delete_old_blue(
         wait_until_gone(describe_cluster, old_id, "cluster", rds, timeout)
         done.append(old_id)
     kept = f"; final snapshot {', '.join(snapshots)}" if snapshots else "; no final snapshot"
+    lifted = (
+        f"; turned its deletion protection off first ({', '.join(unprotected)}), "
+        f"{cluster_id}'s untouched"
+        if unprotected
+        else ""
+    )
     return StepResult(
         "deleted",
-        f"Deleted the old blue: {', '.join(done)}{kept}.",
-        {"deleted": done, "snapshots": snapshots},
+        f"Deleted the old blue: {', '.join(done)}{kept}{lifted}.",
+        {"deleted": done, "snapshots": snapshots, "protection_lifted": unprotected},
     )

@@ -18,6 +18,9 @@ RDS API reference); switchover and deletion are `lab.fidelity.switchover`'s:
   is read-only. A configuration `creation_failures` rejects ends
   INVALID_CONFIGURATION after the delay instead, with RDS-EVENT-0245.
 - SwitchoverDetails holds one pair per cluster and per instance.
+- Green copies blue's DeletionProtection (S5: green is a copy of blue). For Aurora the
+  flag is the cluster's: green's instances do not carry it (moto copies the cluster's
+  flag onto them, which would make them undeletable).
 - While it replicates, DDL or a large-object change on blue degrades it
   (`replication_degraded`), checked whenever deployments are described.
 """
@@ -204,6 +207,8 @@ def create(backend: Any, original: Any, bg_kwargs: dict[str, Any]) -> Any:
         target_cluster = find_cluster(deployment.target)
         green_server = lab.green_server_name_for(source)
         setattr(target_cluster, PLAYED_BY, green_server)
+        for member in target_cluster.members:  # Aurora protects the cluster, not instances
+            member.deletion_protection = False
         runtime = Runtime(
             _pairs_of(source, target_cluster), blue_server, green_server, databases, baseline
         )

@@ -17,6 +17,13 @@ events; S13 for the API):
   refused after a completed switchover; deleting the deployment removes its
   replication from blue (so blue's tables are no longer published) and lifts the
   read-only protection of the old cluster. RDS-EVENT-0246.
+- Deletion protection (S5): `DeleteTarget` needs it off on green, and green is a
+  copy of blue, so a protected blue gives a protected green (moto copies the flag
+  at creation). A deployment whose green target is protected is refused with
+  InvalidParameterCombination before anything changes. DeleteDBCluster of a
+  protected cluster is refused the same way (moto already does, with AWS's
+  message "Cannot delete protected Cluster, please disable deletion protection
+  and try again."); that covers the old blue after a switchover.
 """
 
 from __future__ import annotations
@@ -165,6 +172,20 @@ def switchover(backend: Any, deployment_id: str, switchover_timeout: int | None 
         return copy.copy(deployment)
 
 
+def _refuse_protected_target(backend: Any, deployment: Any) -> None:
+    """AWS deletes green with the deployment only when green's deletion protection is off."""
+    green = next(
+        (c for c in backend.clusters.values() if c.db_cluster_arn == deployment.target), None
+    )
+    if green is not None and green.deletion_protection:
+        raise client_error(
+            "InvalidParameterCombination",
+            f"Cannot delete the target cluster {green.db_cluster_identifier} of blue/green "
+            f"deployment {deployment.blue_green_deployment_identifier}: deletion protection "
+            "is enabled on it. Disable deletion protection on the target and try again.",
+        )
+
+
 def delete(backend: Any, original: Any, deployment_id: str, delete_target: bool = False) -> Any:
     from moto.rds.exceptions import (
         BlueGreenDeploymentNotFoundFault,
@@ -187,6 +208,8 @@ def delete(backend: Any, original: Any, deployment_id: str, delete_target: bool 
                 "InvalidParameterCombination",
                 "You can't delete the target after the blue/green deployment has switched over.",
             )
+        if delete_target and not completed:
+            _refuse_protected_target(backend, deployment)
         runtime = runtimes.pop(deployment_id, None)
     if runtime is not None:
         runtime.cancelled.set()

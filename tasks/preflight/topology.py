@@ -12,7 +12,8 @@ Each rule is refused, warned or recorded as AWS documents it:
 - zero-ETL integrations must be deleted before the switchover (S1): warned;
 - associated IAM roles are not copied to the new production cluster (S1, S3),
   CloudFormation-managed clusters are not supported (S1), and green copies
-  deletion protection, which deleting green needs off (S5): warned.
+  deletion protection, which deleting green needs off (S5): warned, so the operator
+  knows the run will turn it off on green and on the old blue (never on production).
 Warnings are recorded in preflight's facts for the phases that follow.
 """
 
@@ -183,9 +184,9 @@ def deletion_protection_check(cluster: dict[str, Any]) -> PreflightCheck:
         "deletion protection",
         not protected,
         "on: green copies it" if protected else "off",
-        "AWS deletes green (the way out, DeleteTarget) and the old blue (the retire run) "
-        "only with deletion protection off: if either stops on it, turn it off on that "
-        "cluster (never on production) and rerun",
+        "nothing to do: AWS deletes green (the way out) and the old blue (clean-up) only "
+        "with their protection off, so the run turns it off on the deployment's own green "
+        "and on the proven old blue, never on production",
     )
 
 
