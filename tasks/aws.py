@@ -9,7 +9,6 @@ transient trouble.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from functools import cache
@@ -18,19 +17,29 @@ from typing import Any, Literal
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
+    ParamValidationError,
     ReadTimeoutError,
 )
+from botocore.validate import validate_parameters
 
-from aurora_bg.errors import BusinessError, InvalidState, PreconditionFailed, TransientError
-from tasks import aws_budget
+from aurora_bg.errors import (
+    BadInput,
+    BusinessError,
+    InvalidState,
+    PreconditionFailed,
+    TransientError,
+)
+from tasks import aws_budget, aws_log_guard
 
-# botocore logs request bodies at DEBUG, and ModifyDBCluster's body carries
-# the master password: never let it log below WARNING.
-for _name in ("botocore", "boto3", "urllib3"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+# botocore logs request bodies at DEBUG, and ModifyDBCluster's body carries the master
+# password: its records below WARNING are filtered out from the moment this module loads
+# (and again at each `client()`, see aws_log_guard for why once is not enough).
+aws_log_guard.install()
 
 TRANSIENT_CODES = {
     "Throttling",
@@ -42,6 +51,22 @@ TRANSIENT_CODES = {
     "ServiceUnavailable",
     "RequestTimeout",
 }
+# botocore's own failures that mean the endpoint could not be reached or did not answer.
+UNANSWERED_ERRORS = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
+# A parameter's name in a line of ParamValidationError's report ("... for parameter
+# X, value: ...", "Missing required parameter in Y: \"X\"", ...): the text up to the
+# name only, never what follows it (the value).
+_REPORTED_NAME = re.compile(
+    r"for (?:document )?parameter (?P<named>[^\s,]+)"
+    r'|parameter in (?P<parent>[^\s:]+): "(?P<member>[^"]+)"'
+    r"|Invalid parameter (?P<unserializable>\S+) must"
+    r"|structure ?(?P<union>[^\s:.]+)"
+)
 INVALID_STATE_CODES = {
     "InvalidDBClusterStateFault",
     "InvalidDBInstanceState",
@@ -80,6 +105,9 @@ def client(service: AwsService) -> Any:
 
     Clients are reused while the environment that chose them stays the same.
     """
+    # Each task asks for its clients before its first call: the moment to cover loggers
+    # and handlers that a logging configuration made since the last call.
+    aws_log_guard.install()
     key = tuple(os.environ.get(name, "") for name in CHAIN_VARIABLES)
     return _client(service, key)
 
@@ -87,7 +115,54 @@ def client(service: AwsService) -> Any:
 @cache
 def _client(service: AwsService, environment: tuple[str, ...]) -> Any:
     # Every attempt is counted, and paced when a fleet shares a rate limit (aws_budget).
-    return aws_budget.register(boto3.session.Session().client(service, config=CLIENT_CONFIG))
+    made = aws_budget.register(boto3.session.Session().client(service, config=CLIENT_CONFIG))
+    # Last, after botocore's own hooks that fill or rewrite parameters (idempotency tokens).
+    made.meta.events.register_last("before-parameter-build", refuse_invalid_parameters)
+    return made
+
+
+def refuse_invalid_parameters(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore `before-parameter-build` hook: validate the call's parameters as botocore
+    is about to, and raise BadInput naming the operation and the parameters instead of
+    ParamValidationError, whose message quotes the values (a password among them).
+
+    It runs before botocore's own validation, which then finds nothing to report.
+    """
+    if model.input_shape is None:  # an operation without input: nothing to validate
+        return
+    report = None
+    try:
+        validate_parameters(params, model.input_shape)
+    except ParamValidationError as error:
+        report = str(error.kwargs.get("report", ""))
+    # Raised outside the `except`, so the new error keeps no link to the old one.
+    if report is not None:
+        raise BadInput(invalid_parameters_message(model.name, report))
+
+
+def invalid_parameters_message(operation: str, report: str) -> str:
+    """'<operation>: botocore refused parameters A, B (ParamValidationError)', built from
+    the parameter names in botocore's report, never from what it says of their values."""
+    names: list[str] = []
+    for found in _REPORTED_NAME.finditer(report):
+        groups = found.groupdict()
+        if groups["member"]:
+            name = f"{groups['parent']}.{groups['member']}"
+            name = name.removeprefix("input.")
+        else:
+            name = groups["named"] or groups["unserializable"] or groups["union"] or ""
+        if name and name not in names:
+            names.append(name)
+    listed = ", ".join(names) or "(names not reported)"
+    return f"{operation}: botocore refused parameters {listed} (ParamValidationError)"
+
+
+def client_side_message(error: BotoCoreError) -> str:
+    """botocore's message for `error` with every value left out: its template, with
+    each field shown by name ("Partial credentials found in <provider>, missing:
+    <cred_var>")."""
+    template = str(getattr(error, "fmt", "")) or "botocore failed"
+    return re.sub(r"\{(\w+)\}", r"<\1>", template).replace("\n", " ").strip()
 
 
 def error_code(error: BaseException) -> str:
@@ -119,8 +194,14 @@ def classify(error: BaseException, doing: str, service: str = "") -> Exception:
     A denied call is a BusinessError naming the missing permission: retrying
     cannot help, granting it can.
     """
-    if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+    if isinstance(error, UNANSWERED_ERRORS):
         return TransientError(f"{doing}: the AWS endpoint did not answer ({type(error).__name__})")
+    if isinstance(error, ParamValidationError):
+        return BadInput(invalid_parameters_message(doing, str(error.kwargs.get("report", ""))))
+    if isinstance(error, BotoCoreError):
+        # Raised by botocore before or around sending (credentials, configuration,
+        # a broken response): nothing to retry, and its message may carry a value.
+        return BusinessError(f"{doing}: {client_side_message(error)} ({type(error).__name__})")
     if not isinstance(error, ClientError):
         return error if isinstance(error, Exception) else RuntimeError(str(error))
     if is_access_denied(error):
@@ -143,11 +224,18 @@ def classify(error: BaseException, doing: str, service: str = "") -> Exception:
 
 
 def call(doing: str, function: Any, **kwargs: Any) -> Any:
-    """Call a boto3 operation; re-raise failures classified, described by `doing`."""
+    """Call a boto3 operation; re-raise failures classified, described by `doing`.
+
+    Every failure botocore raises (ClientError or a BotoCoreError) becomes one of
+    aurora_bg.errors, with a message that names no parameter value.
+    """
     try:
         return function(**kwargs)
-    except (ClientError, EndpointConnectionError, ConnectionClosedError, ReadTimeoutError) as error:
-        raise classify(error, doing, _service_of(function)) from None
+    except (ClientError, BotoCoreError) as error:
+        failure: ClientError | BotoCoreError = error
+    # Raised outside the `except`: the translated error keeps no link to botocore's,
+    # whose message may quote a parameter.
+    raise classify(failure, doing, _service_of(function))
 
 
 def _service_of(function: Any) -> str:

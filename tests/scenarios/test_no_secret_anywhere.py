@@ -10,8 +10,14 @@ command-line processes wrote locally (their Prefect home, where results would be
 stored), their stdout and stderr, each lab's directory (call log, AWS API log,
 Terraform files, state and its backups) and the PostgreSQL servers' logs.
 
+The command-line processes run with DEBUG logging forced on: Prefect's loggers, its root
+logger and its handlers at DEBUG, and botocore's, boto3's and urllib3's records sent to
+Prefect's handlers (console and API), where botocore would log each request's body.
+
 A search over nothing proves nothing: the test also checks that it found the files it
 must search, and that a value planted in the database and a PostgreSQL log is found.
+(tests/unit/test_aws_log_guard.py shows that the same logging setup without the guard
+does log the password.)
 """
 
 from __future__ import annotations
@@ -190,10 +196,25 @@ def local_prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield home
 
 
+@pytest.fixture
+def debug_logging_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command-line processes log at DEBUG everywhere, the AWS libraries included,
+    to the console and to the Prefect API (settings Prefect reads from the environment)."""
+    for variable, value in {
+        "PREFECT_LOGGING_LEVEL": "DEBUG",
+        "PREFECT_LOGGING_ROOT_LEVEL": "DEBUG",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "DEBUG",
+        "PREFECT_LOGGING_HANDLERS_API_LEVEL": "DEBUG",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "botocore,boto3,urllib3",
+    }.items():
+        monkeypatch.setenv(variable, value)
+
+
 def test_no_password_value_of_any_path_is_in_any_store(
     lab_supply: LabSupply,
     prefect_api: str,
     local_prefect_home: Path,
+    debug_logging_forced: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
