@@ -50,3 +50,18 @@ def prefect_api() -> Iterator[str]:
     # A loaded machine starts the server slowly (its first migrations above all).
     with prefect_test_harness(server_startup_timeout=300):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The AWS API alone (moto, without the lab's fidelity layer) in a thread on
+    127.0.0.1 for the session; yields its URL. Tests that reset it say so."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from tests.support.terraform_builders import (
     TERRAFORM_SHIM,
@@ -63,17 +61,6 @@ def cli_version(terraform_bin: str) -> str:
     return json.loads(terraform(terraform_bin, Path.cwd(), "version", "-json").stdout)[
         "terraform_version"
     ]
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from prefect.logging.configuration import setup_logging
 from prefect.settings import (
     PREFECT_LOGGING_EXTRA_LOGGERS,
@@ -44,17 +43,6 @@ class Capture(logging.Handler):
 
     def holding(self, value: str) -> list[str]:
         return [text for text in self.texts if value in text]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -147,13 +135,13 @@ def take_the_guard_off() -> None:
 
 
 def test_no_record_holds_the_password_after_any_later_configuration(
-    moto_endpoint: str, restored_logging: None
+    moto_server: str, restored_logging: None
 ) -> None:
     aws_log_guard.install()
     configure_everything_to_debug()
     capture = Capture()
     logging.getLogger().addHandler(capture)
-    rds = raw_rds_client(moto_endpoint)
+    rds = raw_rds_client(moto_server)
 
     secret = f"planted-{secrets.token_hex(12)}"
     set_password(rds, secret)
@@ -171,7 +159,7 @@ def test_no_record_holds_the_password_after_any_later_configuration(
 
 
 def test_each_client_covers_loggers_and_handlers_made_since(
-    moto_endpoint: str, restored_logging: None, monkeypatch: pytest.MonkeyPatch
+    moto_server: str, restored_logging: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure_everything_to_debug()
     late_logger = logging.getLogger("botocore.made_after_the_guard")
@@ -180,7 +168,7 @@ def test_each_client_covers_loggers_and_handlers_made_since(
     late_logger.addHandler(capture)
 
     for variable, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ENDPOINT_URL": moto_server,
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
