@@ -87,11 +87,6 @@ def held_password_exists(cluster_id: str, sm: Any = None) -> bool:
         raise classify(error, "looking for the held master password") from None
 
 
-def read_held_password(cluster_id: str, sm: Any = None) -> str:
-    """The master password held during the upgrade (in memory only)."""
-    return _secret_password(held_secret_name(cluster_id), sm or client("secretsmanager"))
-
-
 def read_managed_password(cluster: dict[str, Any], sm: Any = None) -> str:
     """The password in the cluster's managed secret (in memory only)."""
     return _secret_password(
@@ -254,16 +249,6 @@ def forget_held_password(cluster_id: str, sm: Any = None) -> StepResult:
     call("deleting the held master password", sm.delete_secret, SecretId=name,
          ForceDeleteWithoutRecovery=True)  # fmt: skip
     return StepResult("deleted", f"Deleted {name}: the held master password is gone.")
-
-
-def current_password(cluster_id: str, rds: Any = None, sm: Any = None) -> str:
-    """Whatever logs in as the master user now: the managed secret, else the held one.
-    (`master_credentials` also knows the operator's secret of a self-managed password.)"""
-    rds, sm = rds or client("rds"), sm or client("secretsmanager")
-    cluster = describe_cluster(cluster_id, rds)
-    if cluster is not None and is_password_managed(cluster):
-        return read_managed_password(cluster, sm)
-    return read_held_password(cluster_id, sm)
 
 
 def password_source(
